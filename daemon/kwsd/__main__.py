@@ -1,0 +1,3 @@
+from kwsd.cli import main
+
+raise SystemExit(main())
