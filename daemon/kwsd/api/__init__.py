@@ -1,0 +1,1 @@
+"""Generated protobuf/gRPC code of the public API, one sub-package per version."""
