@@ -1,0 +1,265 @@
+"""Scoring detections against a manifest: recall, false alarms per hour, confusions, DET curves.
+
+Pure functions over plain data so that the counting rules can be tested with hand-made cases:
+- a detection is a hit when its keyword is the labelled one and it overlaps the labelled span
+  widened by `tolerance_s` on both sides; a second one on the same span is a duplicate;
+- a detection of a keyword that the transcription contains more often than it is labelled is a
+  true (unlabelled) detection, not a false alarm (real-dev README);
+- every other detection is a false alarm; one inside the span of another keyword is also a
+  confusion. False alarms per hour divide by the audio outside the widened labelled spans.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kwsd.training.manifest import EvalItem, count_keyword
+
+NONE_LABEL = "(none)"
+MISSED_LABEL = "(missed)"
+
+
+@dataclass(frozen=True)
+class Detection:
+    file: str
+    keyword: str
+    confidence: float
+    start_s: float
+    end_s: float
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "keyword": self.keyword,
+                "confidence": round(float(self.confidence), 4),
+                "start_s": round(float(self.start_s), 3), "end_s": round(float(self.end_s), 3)}
+
+
+@dataclass
+class KeywordStats:
+    alone: int = 0
+    alone_hits: int = 0
+    sentence: int = 0
+    sentence_hits: int = 0
+    false_alarms: int = 0
+
+    @property
+    def recall_alone(self) -> float | None:
+        return self.alone_hits / self.alone if self.alone else None
+
+    @property
+    def recall_sentence(self) -> float | None:
+        return self.sentence_hits / self.sentence if self.sentence else None
+
+
+@dataclass
+class EvalResult:
+    keywords: list[str]
+    per_keyword: dict[str, KeywordStats]
+    false_alarms: int
+    negative_hours: float
+    total_hours: float
+    duplicates: int
+    unlabelled_hits: int
+    confusion: Counter = field(default_factory=Counter)  # (truth, detected) -> count
+    outcomes: dict[str, str] = field(default_factory=dict)  # file -> hit/miss/fa/... summary
+    fa_detections: list[Detection] = field(default_factory=list)
+
+    @property
+    def fa_per_hour(self) -> float:
+        return self.false_alarms / self.negative_hours if self.negative_hours > 0 else 0.0
+
+    def recall(self, in_sentence: bool | None = None) -> float | None:
+        n = hits = 0
+        for s in self.per_keyword.values():
+            if in_sentence in (None, False):
+                n, hits = n + s.alone, hits + s.alone_hits
+            if in_sentence in (None, True):
+                n, hits = n + s.sentence, hits + s.sentence_hits
+        return hits / n if n else None
+
+    def summary(self) -> dict:
+        return {
+            "keywords": {
+                k: {"n_alone": s.alone, "recall_alone": s.recall_alone,
+                    "n_in_sentence": s.sentence, "recall_in_sentence": s.recall_sentence,
+                    "false_alarms": s.false_alarms}
+                for k, s in self.per_keyword.items()},
+            "recall_alone": self.recall(False), "recall_in_sentence": self.recall(True),
+            "false_alarms": self.false_alarms, "fa_per_hour": round(self.fa_per_hour, 3),
+            "negative_hours": round(self.negative_hours, 4),
+            "total_hours": round(self.total_hours, 4),
+            "duplicates": self.duplicates, "unlabelled_true_detections": self.unlabelled_hits,
+        }
+
+
+def truth_span(item: EvalItem, duration_s: float, tolerance_s: float) -> tuple[float, float] | None:
+    if not item.keyword or item.kw_start_s is None or item.kw_end_s is None:
+        return None
+    return max(0.0, item.kw_start_s - tolerance_s), min(duration_s, item.kw_end_s + tolerance_s)
+
+
+def _overlaps(a0: float, a1: float, b0: float, b1: float) -> bool:
+    return a0 < b1 and b0 < a1
+
+
+def allowed_extra(item: EvalItem, keyword: str) -> int:
+    """Occurrences of `keyword` said beyond the labelled one, from the transcription."""
+    if not item.transcription:
+        return 0
+    return max(0, count_keyword(item.transcription, keyword) - (keyword == item.keyword))
+
+
+def score(items: list[EvalItem], detections: list[Detection], durations: dict[str, float],
+          keywords: list[str], tolerance_s: float = 0.5) -> EvalResult:
+    """Score the detections of every file in `durations` (unreadable files are left out)."""
+    by_file: dict[str, list[Detection]] = {}
+    for det in detections:
+        by_file.setdefault(det.file, []).append(det)
+    per_kw = {k: KeywordStats() for k in sorted({i.keyword for i in items if i.keyword},
+                                                 key=lambda k: (k not in keywords, k))}
+    result = EvalResult(keywords=list(keywords), per_keyword=per_kw, false_alarms=0,
+                        negative_hours=0.0, total_hours=0.0, duplicates=0, unlabelled_hits=0)
+    neg_s = tot_s = 0.0
+    for item in items:
+        if item.file not in durations:
+            continue
+        dur = durations[item.file]
+        tot_s += dur
+        span = truth_span(item, dur, tolerance_s)
+        neg_s += dur - (span[1] - span[0] if span else 0.0)
+        hit, first_in_span = False, None
+        used: Counter = Counter()
+        outcome = []
+        for det in sorted(by_file.get(item.file, []), key=lambda d: d.start_s):
+            in_span = span is not None and _overlaps(det.start_s, det.end_s, *span)
+            if in_span and det.keyword == item.keyword:
+                if hit:
+                    result.duplicates += 1
+                    outcome.append("dup")
+                else:
+                    hit = True
+                    outcome.append("hit")
+                if first_in_span is None:
+                    first_in_span = det.keyword
+                continue
+            if used[det.keyword] < allowed_extra(item, det.keyword):
+                used[det.keyword] += 1
+                result.unlabelled_hits += 1
+                outcome.append(f"unlabelled:{det.keyword}")
+                continue
+            if in_span and first_in_span is None:
+                first_in_span = det.keyword
+            result.false_alarms += 1
+            result.fa_detections.append(det)
+            if det.keyword in per_kw:
+                per_kw[det.keyword].false_alarms += 1
+            else:
+                per_kw.setdefault(det.keyword, KeywordStats()).false_alarms += 1
+            if not in_span:
+                result.confusion[(NONE_LABEL, det.keyword)] += 1
+            outcome.append(f"fa:{det.keyword}")
+        if item.keyword:
+            stats = per_kw[item.keyword]
+            if item.in_sentence:
+                stats.sentence += 1
+                stats.sentence_hits += hit
+            else:
+                stats.alone += 1
+                stats.alone_hits += hit
+            detected = item.keyword if hit else (first_in_span or MISSED_LABEL)
+            result.confusion[(item.keyword, detected)] += 1
+            outcome.insert(0, "hit" if hit else "miss")
+        result.outcomes[item.file] = " ".join(dict.fromkeys(outcome)) or "-"
+    result.negative_hours = neg_s / 3600.0
+    result.total_hours = tot_s / 3600.0
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# DET curves from score traces (one pass, every threshold)
+
+
+@dataclass
+class ScoreTrace:
+    """The decision scores of one file: one row per classifier hop (gated hops are absent)."""
+
+    file: str
+    start_s: np.ndarray  # (n,) window start times
+    end_s: np.ndarray  # (n,) window end times
+    scores: np.ndarray  # (n, len(keywords))
+
+
+def count_events(times: np.ndarray, scores: np.ndarray, thresholds: np.ndarray,
+                 refractory_s: float) -> np.ndarray:
+    """Events a threshold detector would fire for each threshold: runs of scores >= threshold,
+    where a new run closer than `refractory_s` to the previous event's start is swallowed."""
+    counts = np.zeros(len(thresholds), dtype=np.int64)
+    if len(scores) == 0:
+        return counts
+    for i, thr in enumerate(thresholds):
+        above = np.flatnonzero(scores >= thr)
+        if above.size == 0:
+            continue
+        n, last_t, prev_idx = 0, -np.inf, -2
+        for idx in above:
+            t = times[idx]
+            if idx != prev_idx + 1 and t - last_t >= refractory_s:
+                n += 1
+                last_t = t
+            prev_idx = idx
+        counts[i] = n
+    return counts
+
+
+@dataclass
+class DetCurve:
+    keyword: str
+    thresholds: np.ndarray
+    miss_rate: np.ndarray
+    fa_per_hour: np.ndarray
+    n_positives: int
+    negative_hours: float
+
+
+def det_curves(items: list[EvalItem], traces: dict[str, ScoreTrace], durations: dict[str, float],
+               keywords: list[str], thresholds: np.ndarray | None = None,
+               tolerance_s: float = 0.5, refractory_s: float = 1.0) -> dict[str, DetCurve]:
+    """Miss rate and false alarms per hour for every threshold, for each labelled keyword.
+
+    A positive file is detected at threshold t when the keyword's score reaches t in a window
+    overlapping its widened span; false alarms are events outside such spans, minus the
+    occurrences the transcription allows.
+    """
+    if thresholds is None:
+        thresholds = np.linspace(0.0, 1.0, 201)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    curves = {}
+    labelled = [k for k in keywords if any(i.keyword == k for i in items)]
+    for ki, kw in ((keywords.index(k), k) for k in labelled):
+        peaks, fas = [], np.zeros(len(thresholds), dtype=np.int64)
+        neg_s = 0.0
+        for item in items:
+            trace = traces.get(item.file)
+            if item.file not in durations or trace is None:
+                continue
+            dur = durations[item.file]
+            span = truth_span(item, dur, tolerance_s) if item.keyword == kw else None
+            s = trace.scores[:, ki] if len(trace.scores) else np.zeros(0)
+            inside = np.zeros(len(s), dtype=bool)
+            if span is not None:
+                inside = (trace.start_s < span[1]) & (trace.end_s > span[0])
+                peaks.append(float(s[inside].max()) if inside.any() else 0.0)
+                neg_s += dur - (span[1] - span[0])
+            else:
+                neg_s += dur
+            outside = ~inside
+            events = count_events(trace.end_s[outside], s[outside], thresholds, refractory_s)
+            fas += np.maximum(0, events - allowed_extra(item, kw))
+        peaks_arr = np.asarray(peaks)
+        miss = np.array([(peaks_arr < t).mean() if peaks_arr.size else np.nan for t in thresholds])
+        hours = neg_s / 3600.0
+        curves[kw] = DetCurve(kw, thresholds, miss, fas / hours if hours > 0 else fas * 0.0,
+                              len(peaks), hours)
+    return curves
