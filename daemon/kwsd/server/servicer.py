@@ -1,0 +1,213 @@
+"""The kwsd.v1.Kwsd service: maps RPCs onto the daemon (its bus, its model, its pipelines).
+
+Runs on the synchronous gRPC server: every streaming call holds one worker thread, and a Detect
+call processes each message before it reads the next, so HTTP/2 flow control holds back a
+client that sends faster than the model runs; nothing queues without bound.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Iterator
+
+import grpc
+
+from kwsd.api.v1 import kwsd_pb2 as pb
+from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
+from kwsd.audio.convert import AudioFormatError
+from kwsd.events import Event, EventKind
+from kwsd.server.detect import (
+    MAX_CHANNELS,
+    MAX_RATE_HZ,
+    MIN_RATE_HZ,
+    BadRequest,
+    DetectSession,
+    validate_config,
+)
+from kwsd.server.messages import event_to_pb, model_info, status_to_pb
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBE_POLL_S = 0.5
+"""How often a waiting Subscribe call checks that its client is still there."""
+
+
+class StreamSlots:
+    """Counts open Detect streams against the limit (RESOURCE_EXHAUSTED beyond it)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        with self._lock:
+            if self.open >= self.limit:
+                return False
+            self.open += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.open -= 1
+
+
+class KwsdServicer(pb_grpc.KwsdServicer):
+    def __init__(self, daemon, *, max_streams: int, max_chunk_bytes: int,
+                 max_message_bytes: int, metrics=None) -> None:
+        self.daemon = daemon
+        self.max_chunk_bytes = max_chunk_bytes
+        self.limits = pb.Limits(max_streams=max_streams, max_chunk_bytes=max_chunk_bytes,
+                                max_message_bytes=max_message_bytes,
+                                min_sample_rate_hz=MIN_RATE_HZ, max_sample_rate_hz=MAX_RATE_HZ,
+                                max_channels=MAX_CHANNELS)
+        self.streams = StreamSlots(max_streams)
+        self.metrics = metrics
+        self.stopping = threading.Event()
+        self._stream_ids = itertools.count(1)
+        self._subs_lock = threading.Lock()
+        self._subs: set = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def begin_stop(self) -> None:
+        """Refuse new calls with UNAVAILABLE and end every open subscription cleanly (OK)."""
+        self.stopping.set()
+        with self._subs_lock:
+            subs = list(self._subs)
+        for sub in subs:
+            sub.close()
+
+    def _check_available(self, context: grpc.ServicerContext) -> None:
+        if self.stopping.is_set() or getattr(self.daemon, "stopping", False):
+            context.abort(grpc.StatusCode.UNAVAILABLE, "kwsd is shutting down")
+
+    def _keywords(self) -> list[str]:
+        return list(self.daemon.bundle.keywords)
+
+    # -- unary -----------------------------------------------------------------------------
+
+    def GetModel(self, request: pb.GetModelRequest, context) -> pb.ModelInfo:
+        self._check_available(context)
+        return model_info(self.daemon.bundle, getattr(self.daemon, "thresholds", None),
+                          self.limits)
+
+    def GetStatus(self, request: pb.GetStatusRequest, context) -> pb.Status:
+        self._check_available(context)
+        return status_to_pb(self.daemon.status(), streams_open=self.streams.open,
+                            serving=bool(self.daemon.serving),
+                            stopping=bool(self.daemon.stopping) or self.stopping.is_set(),
+                            model_id=str(self.daemon.bundle.model_id))
+
+    # -- Subscribe -------------------------------------------------------------------------
+
+    def Subscribe(self, request: pb.SubscribeRequest, context) -> Iterator[pb.Event]:
+        self._check_available(context)
+        keywords = set(request.keywords)
+        unknown = sorted(keywords - set(self._keywords()))
+        if unknown:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"keywords: unknown keyword(s) {unknown}; the model knows "
+                          f"{sorted(self._keywords())}")
+        if not 0.0 <= request.min_confidence <= 1.0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"min_confidence {request.min_confidence} is outside [0, 1]")
+        predicate = _event_filter(keywords, request.min_confidence, set(request.sources),
+                                  request.include_speech_activity)
+        name = f"grpc:{request.client_name or context.peer()}"
+        sub = self.daemon.bus.subscribe(name, predicate)
+        with self._subs_lock:
+            self._subs.add(sub)
+        context.add_callback(sub.close)  # client gone: wake the waiting get() at once
+        try:
+            while context.is_active():
+                event = sub.get(timeout=SUBSCRIBE_POLL_S)
+                if event is None:
+                    if sub.closed:
+                        return  # daemon stopping: end the stream with OK
+                    continue
+                yield event_to_pb(event, events_lost=sub.dropped)
+        finally:
+            sub.close()
+            with self._subs_lock:
+                self._subs.discard(sub)
+
+    # -- Detect ----------------------------------------------------------------------------
+
+    def Detect(self, request_iterator, context) -> Iterator[pb.DetectResponse]:
+        self._check_available(context)
+        if not self.streams.acquire():
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"too many Detect streams open (limit {self.streams.limit})")
+        try:
+            if self.metrics is not None:
+                self.metrics.streams_changed(self.streams.open)
+            yield from self._detect(request_iterator, context)
+        finally:
+            self.streams.release()
+            if self.metrics is not None:
+                self.metrics.streams_changed(self.streams.open)
+
+    def _detect(self, request_iterator, context) -> Iterator[pb.DetectResponse]:
+        first = next(request_iterator, None)
+        if first is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "stream ended before its config: the first DetectRequest must carry "
+                          "config")
+        if first.WhichOneof("request") != "config":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "audio before config: the first DetectRequest must carry config")
+        try:
+            fmt = validate_config(first.config, self._keywords())
+        except BadRequest as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        n = next(self._stream_ids)
+        stream_id = f"detect:{fmt.label}:{n}" if fmt.label else f"detect:{n}"
+        session = DetectSession(self.daemon.open_stream(stream_id), fmt, stream_id)
+        try:
+            for index, request in enumerate(request_iterator, start=2):
+                self._check_available(context)
+                kind = request.WhichOneof("request")
+                if kind == "config":
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"message {index}: config sent twice; only the first "
+                                  "DetectRequest may carry config")
+                if kind is None:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"message {index}: empty DetectRequest (neither config nor "
+                                  "audio)")
+                if len(request.audio) > self.max_chunk_bytes:
+                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                  f"message {index}: audio chunk of {len(request.audio)} bytes "
+                                  f"is longer than the limit of {self.max_chunk_bytes} bytes")
+                try:
+                    events = session.feed(request.audio)
+                except AudioFormatError as exc:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"message {index}: {exc}")
+                for msg in events:
+                    yield pb.DetectResponse(detection=msg)
+            for msg in session.finish():
+                yield pb.DetectResponse(detection=msg)
+            yield pb.DetectResponse(summary=session.summary())
+        finally:
+            close = getattr(session.pipeline, "close", None)
+            if close is not None:
+                close()
+
+
+def _event_filter(keywords: set[str], min_confidence: float, sources: set[str],
+                  speech: bool):
+    """The bus predicate of one subscriber (runs on the publishing thread: keep it cheap)."""
+
+    def accept(event: Event) -> bool:
+        if sources and event.source_id not in sources:
+            return False
+        if event.kind == EventKind.DETECTION:
+            if keywords and event.keyword not in keywords:
+                return False
+            return event.confidence >= min_confidence
+        return speech
+
+    return accept
