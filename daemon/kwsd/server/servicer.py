@@ -121,6 +121,7 @@ class KwsdServicer(pb_grpc.KwsdServicer):
         with self._subs_lock:
             self._subs.add(sub)
         context.add_callback(sub.close)  # client gone: wake the waiting get() at once
+        context.send_initial_metadata(())  # tells the client the subscription exists
         try:
             while context.is_active():
                 event = sub.get(timeout=SUBSCRIBE_POLL_S)

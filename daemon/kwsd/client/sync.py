@@ -1,0 +1,167 @@
+"""Blocking Python client of kwsd.v1.
+
+    with KwsdClient() as client:                 # the default Unix socket
+        for event in client.subscribe(keywords=["computer"]):
+            print(event.keyword, event.confidence)
+
+`subscribe` reconnects by itself (with backoff) when the daemon restarts or the connection
+drops, and stops on errors that retrying cannot fix (bad filter, wrong token).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from kwsd.api.v1 import kwsd_pb2 as pb
+from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
+from kwsd.client.audio_input import (
+    ClientAudio,
+    DetectResult,
+    client_audio,
+    detect_requests,
+    wav_audio,
+)
+from kwsd.client.backoff import RETRYABLE, Backoff
+from kwsd.client.channel import Connection
+
+log = logging.getLogger(__name__)
+
+
+class KwsdClient:
+    def __init__(self, address: str = "", *, token: str = "", tls: bool = False,
+                 tls_ca: str = "", tls_cert: str = "", tls_key: str = "",
+                 server_name: str = "", insecure_loopback: bool = False,
+                 timeout_s: float = 10.0) -> None:
+        self.connection = Connection(address, token, tls, tls_ca, tls_cert, tls_key,
+                                     server_name, insecure_loopback)
+        self.timeout_s = timeout_s
+        self._channel = self.connection.open()
+        self._stub = pb_grpc.KwsdStub(self._channel)
+        self._closed = threading.Event()
+        self._calls_lock = threading.Lock()
+        self._calls: set = set()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def __enter__(self) -> KwsdClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancel open streams (a waiting subscribe ends) and close the channel."""
+        self._closed.set()
+        with self._calls_lock:
+            calls = list(self._calls)
+        for call in calls:
+            call.cancel()
+        self._channel.close()
+
+    @property
+    def channel(self) -> grpc.Channel:
+        return self._channel
+
+    def _track(self, call) -> None:
+        with self._calls_lock:
+            self._calls.add(call)
+
+    def _untrack(self, call) -> None:
+        with self._calls_lock:
+            self._calls.discard(call)
+
+    # -- unary -----------------------------------------------------------------------------
+
+    def get_model(self) -> pb.ModelInfo:
+        return self._stub.GetModel(pb.GetModelRequest(), timeout=self.timeout_s,
+                                   metadata=self.connection.metadata)
+
+    def get_status(self) -> pb.Status:
+        return self._stub.GetStatus(pb.GetStatusRequest(), timeout=self.timeout_s,
+                                    metadata=self.connection.metadata)
+
+    # -- Subscribe -------------------------------------------------------------------------
+
+    def subscribe(self, keywords: Iterable[str] = (), min_confidence: float = 0.0,
+                  sources: Iterable[str] = (), include_speech_activity: bool = False,
+                  client_name: str = "", reconnect: bool = True,
+                  backoff: Backoff | None = None,
+                  on_state: Callable[[str, str], None] | None = None) -> Iterator[pb.Event]:
+        """Events as they come, until `close()` (or the caller stops iterating).
+
+        `on_state(state, detail)` hears "connected", "disconnected" and "retrying" changes.
+        With `reconnect=False` a lost connection raises grpc.RpcError.
+        """
+        request = pb.SubscribeRequest(keywords=list(keywords), min_confidence=min_confidence,
+                                      sources=list(sources),
+                                      include_speech_activity=include_speech_activity,
+                                      client_name=client_name)
+        backoff = backoff or Backoff()
+        notify = on_state or (lambda state, detail: log.info("subscription %s %s", state, detail))
+        while not self._closed.is_set():
+            call = self._stub.Subscribe(request, metadata=self.connection.metadata)
+            self._track(call)
+            try:
+                call.initial_metadata()  # the daemon sends it once the subscription exists
+                if not call.done():
+                    backoff.reset()
+                    notify("connected", self.connection.target.grpc_target)
+                yield from call
+                detail = "the daemon ended the stream"
+            except grpc.RpcError as exc:
+                if self._closed.is_set():
+                    return
+                if not reconnect or exc.code() not in RETRYABLE:
+                    raise
+                detail = f"{exc.code().name}: {exc.details()}"
+            finally:
+                self._untrack(call)
+                call.cancel()
+            if not reconnect or self._closed.is_set():
+                return
+            delay = backoff.next_delay()
+            notify("disconnected", detail)
+            notify("retrying", f"in {delay:.1f} s")
+            if self._closed.wait(delay):
+                return
+
+    # -- Detect ----------------------------------------------------------------------------
+
+    def detect(self, samples: np.ndarray | ClientAudio, sample_rate: int = 16_000, *,
+               keywords: Iterable[str] = (), min_confidence: float = 0.0, label: str = "",
+               chunk_ms: int = 100, realtime: bool = False) -> DetectResult:
+        """Run audio through the daemon's model; `realtime` paces it like a live source,
+        otherwise it goes as fast as the daemon takes it."""
+        audio = samples if isinstance(samples, ClientAudio) else client_audio(samples,
+                                                                              sample_rate)
+        call = self._stub.Detect(
+            detect_requests(audio, keywords=keywords, min_confidence=min_confidence,
+                            label=label, chunk_ms=chunk_ms, realtime=realtime),
+            metadata=self.connection.metadata)
+        self._track(call)
+        result = DetectResult([], None)
+        try:
+            for response in call:
+                if response.HasField("detection"):
+                    result.detections.append(response.detection)
+                elif response.HasField("summary"):
+                    result.summary = response.summary
+        finally:
+            self._untrack(call)
+        return result
+
+    def detect_wav(self, path: str | Path, **kwargs) -> DetectResult:
+        return self.detect(wav_audio(path), **kwargs)
+
+    def wait_ready(self, timeout_s: float = 10.0) -> None:
+        """Block until the daemon answers (for scripts that start it just before)."""
+        deadline = time.monotonic() + timeout_s
+        grpc.channel_ready_future(self._channel).result(timeout=max(0.0, deadline -
+                                                                     time.monotonic()))
