@@ -34,9 +34,16 @@ class ConvLayer(nn.Module):
         elif norm == "layer":
             self.layer_norm = nn.LayerNorm(out_dim, elementwise_affine=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """`reference` (group norm only): normalise with the per-channel statistics of the conv
+        output of `reference` instead of `x`'s own (streaming's approximate conv cache)."""
         x = self.conv(x)
-        if self.norm == "group":
+        if self.norm == "group" and reference is not None:
+            ref = self.conv(reference)
+            var, mean = torch.var_mean(ref, dim=-1, keepdim=True, correction=0)
+            gn = self.layer_norm
+            x = (x - mean) * torch.rsqrt(var + gn.eps) * gn.weight[:, None] + gn.bias[:, None]
+        elif self.norm == "group":
             x = self.layer_norm(x)
         elif self.norm == "layer":
             x = self.layer_norm(x.transpose(-2, -1)).transpose(-2, -1)
@@ -57,11 +64,12 @@ class FeatureExtractor(nn.Module):
             layers.append(ConvLayer(in_dim, dim, k, s, cfg.conv_bias, norm))
         self.conv_layers = nn.ModuleList(layers)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """[B, T] -> [B, C, frames]"""
         x = wave[:, None]
-        for layer in self.conv_layers:
-            x = layer(x)
+        ref = None if reference is None else reference[:, None]
+        for i, layer in enumerate(self.conv_layers):
+            x = layer(x, ref) if i == 0 else layer(x)
         return x
 
 
@@ -182,14 +190,20 @@ class DistilHubert(nn.Module):
         """Hidden states returned by forward(): input to the first layer, then one per layer."""
         return self.config.num_hidden_layers + 1
 
-    def extract_conv_features(self, wave: torch.Tensor) -> torch.Tensor:
-        """[B, T] float -> conv features [B, frames, C] (HF's extract_features)."""
+    def extract_conv_features(self, wave: torch.Tensor,
+                              reference: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T] float -> conv features [B, frames, C] (HF's extract_features).
+
+        `reference` [B, T'] (group-norm encoders only): take the first layer's GroupNorm
+        statistics from this audio instead of `wave` - used to compute a piece of a longer
+        window with (approximately) the window's normalisation. Ignored for layer norm.
+        """
         if wave.dim() != 2:
             raise ValueError(f"waveform must be [batch, samples], got shape {tuple(wave.shape)}")
         if self.config.num_frames(wave.shape[1]) < 1:
             raise ValueError(f"waveform of {wave.shape[1]} samples is shorter than the "
                              f"receptive field ({self.config.receptive_field} samples)")
-        return self.feature_extractor(wave).transpose(1, 2)
+        return self.feature_extractor(wave, reference).transpose(1, 2)
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """[B, frames, C] -> [B, frames, H]"""

@@ -1,0 +1,63 @@
+"""The keyword head: encoder hidden states of one window -> class logits.
+
+SUPERB-style learned softmax weights mix the encoder's layers (which layer carries keyword
+information is learned, not guessed), a per-frame MLP adapts the features, mean+max pooling
+over the window's frames makes the decision position-independent (max catches a short keyword
+anywhere in the window, mean keeps the context), and a linear layer gives one logit per label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+UNKNOWN = "_unknown_"
+SILENCE = "_silence_"
+HEAD_TYPE = "weighted-mlp-meanmax"
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    num_states: int  # encoder hidden states per window (layers + 1)
+    hidden_size: int  # encoder width
+    num_labels: int  # keywords + _unknown_ + _silence_
+    mlp_dim: int = 256
+    dropout: float = 0.1  # training only (no-op in eval mode)
+
+    def validate(self) -> None:
+        for name in ("num_states", "hidden_size", "num_labels", "mlp_dim"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"head {name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"head dropout must be in [0, 1), got {self.dropout}")
+
+
+class KeywordHead(nn.Module):
+    def __init__(self, cfg: HeadConfig) -> None:
+        super().__init__()
+        cfg.validate()
+        self.config = cfg
+        self.layer_weights = nn.Parameter(torch.zeros(cfg.num_states))
+        self.norm = nn.LayerNorm(cfg.hidden_size)
+        self.proj = nn.Linear(cfg.hidden_size, cfg.mlp_dim)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(2 * cfg.mlp_dim, cfg.num_labels)
+
+    def mix(self, states: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """num_states x [B, frames, H] (or one [B, num_states, frames, H]) -> [B, frames, H]."""
+        if isinstance(states, list | tuple):
+            if len(states) != self.config.num_states:
+                raise ValueError(f"head expects {self.config.num_states} hidden states, got "
+                                 f"{len(states)}")
+            states = torch.stack(list(states), dim=1)
+        w = F.softmax(self.layer_weights, dim=0)
+        return torch.einsum("l,blfh->bfh", w, states)
+
+    def forward(self, states: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """Hidden states of a batch of windows -> logits [B, num_labels]."""
+        x = self.dropout(F.gelu(self.proj(self.norm(self.mix(states)))))
+        pooled = torch.cat([x.mean(dim=1), x.amax(dim=1)], dim=-1)
+        return self.classifier(self.dropout(pooled))

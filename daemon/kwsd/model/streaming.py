@@ -1,0 +1,189 @@
+"""Keyword posteriors over a live stream: a sliding window advanced by a hop.
+
+One `StreamingClassifier` per audio stream. Audio arrives in chunks of any size; every hop,
+once a full window is buffered, the window goes through encoder + head and one `Posterior`
+comes out. All work happens at window boundaries on fixed sample ranges, so the posteriors do
+not depend on how the audio was chunked.
+
+Conv-feature cache. The conv stack is most of the encoder's cost and consecutive windows overlap
+by window - hop, so the projected conv features of the overlap can be reused and only
+hop/20 ms new frames computed per hop. With per-frame LayerNorm convs (the demo encoder) every
+conv frame depends only on its own 400 samples: the cache is exact (equal to the plain window
+computation up to float rounding). DistilHuBERT's first conv layer GroupNorm normalises each
+channel over the whole input, so there the cache is an approximation: each new block of frames
+is normalised with the statistics of the window it first appears in. Its difference from the
+plain window computation is measured by `kwsd bench`; it is off by default for group-norm
+encoders and switched on by kws.json `streaming.cache_conv` or the constructor.
+
+Train as you stream: `StreamingClassifier.window_states` runs exactly this code path over a
+clip and returns the per-window hidden states the head sees, so training and evaluation use the
+features the daemon computes live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn.utils import parametrize
+
+from kwsd.model.bundle import ModelBundle
+
+_INT16_SCALE = np.float32(1.0 / 32768.0)  # a power of two: same values as int16_to_float
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """Class probabilities (bundle.labels order) for audio [start_sample, end_sample)."""
+
+    start_sample: int
+    end_sample: int
+    probs: np.ndarray
+
+
+class StreamingClassifier:
+    def __init__(self, bundle: ModelBundle, *, window_samples: int | None = None,
+                 hop_samples: int | None = None, cache_conv: bool | None = None) -> None:
+        self.bundle = bundle
+        self.encoder = bundle.encoder
+        self.head = bundle.head
+        cfg = self.encoder.config
+        self.window = int(window_samples or bundle.window_samples)
+        self.hop = int(hop_samples or bundle.hop_samples)
+        frame = cfg.hop_samples
+        if self.hop <= 0 or self.hop % frame:
+            raise ValueError(f"hop must be a positive multiple of {frame} samples (20 ms), "
+                             f"got {self.hop}")
+        if self.hop > self.window:
+            raise ValueError(f"hop {self.hop} exceeds window {self.window}")
+        self.frames = cfg.num_frames(self.window)
+        if self.frames < 1:
+            raise ValueError(f"window {self.window} is shorter than the encoder's receptive "
+                             f"field ({cfg.receptive_field} samples)")
+        self.frames_per_hop = self.hop // frame
+        self.cache_exact = cfg.feat_extract_norm == "layer"
+        if cache_conv is None:
+            cache_conv = bool(bundle.meta.get("streaming", {}).get("cache_conv",
+                                                                  self.cache_exact))
+        self.cache_conv = bool(cache_conv) and self.frames_per_hop < self.frames
+        # Preallocated: sample buffer (one window + one hop) and two feature buffers.
+        self._buf = np.zeros(self.window + self.hop, dtype=np.float32)
+        self._wave = torch.from_numpy(self._buf)
+        self._feats = [torch.zeros(1, self.frames, cfg.hidden_size) for _ in range(2)]
+        self._capture: list[torch.Tensor] | None = None
+        self.reset()
+
+    # -- state ---------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget all audio; the next chunk starts a new window grid at its start_sample."""
+        self._next_sample: int | None = None  # expected start_sample of the next chunk
+        self._buf_start = 0  # absolute sample index of _buf[0]
+        self._buf_len = 0
+        self._windows = 0  # windows emitted since reset
+        self._cur = 0  # which _feats buffer holds the last window's features
+
+    def accept(self, samples: np.ndarray, start_sample: int) -> list[Posterior]:
+        """Feed int16 mono 16 kHz samples starting at absolute `start_sample`."""
+        if not isinstance(samples, np.ndarray) or samples.dtype != np.int16:
+            raise TypeError(f"samples must be an int16 numpy array, got "
+                            f"{getattr(samples, 'dtype', type(samples).__name__)}")
+        if samples.ndim == 2 and samples.shape[1] == 1:
+            samples = samples[:, 0]
+        if samples.ndim != 1:
+            raise ValueError(f"samples must be mono (1-D), got shape {samples.shape}")
+        start_sample = int(start_sample)
+        if self._next_sample is None or start_sample != self._next_sample:
+            self.reset()
+            self._buf_start = start_sample
+        self._next_sample = start_sample + len(samples)
+        out: list[Posterior] = []
+        pos = 0
+        with torch.inference_mode(), parametrize.cached():
+            while pos < len(samples):
+                n = min(len(samples) - pos, len(self._buf) - self._buf_len)
+                np.multiply(samples[pos:pos + n], _INT16_SCALE,
+                            out=self._buf[self._buf_len:self._buf_len + n])
+                self._buf_len += n
+                pos += n
+                while self._buf_len >= self.window:
+                    out.append(self._emit())
+        return out
+
+    # -- computation ---------------------------------------------------------------------------
+    def _emit(self) -> Posterior:
+        wave = self._wave[: self.window].unsqueeze(0)
+        states = self._window_states(wave)
+        start = self._buf_start
+        if self._capture is None:
+            probs = torch.softmax(self.head(states), dim=-1)[0].numpy().copy()
+        else:  # window_states(): keep what the head would see, skip the head
+            self._capture.append(torch.stack(states, dim=1)[0].clone())
+            probs = np.empty(0, dtype=np.float32)
+        post = Posterior(start, start + self.window, probs)
+        # Advance by one hop: keep the samples from the next window's start.
+        keep = self._buf_len - self.hop
+        self._buf[:keep] = self._buf[self.hop:self._buf_len]
+        self._buf_len = keep
+        self._buf_start += self.hop
+        self._windows += 1
+        return post
+
+    def _window_states(self, wave: torch.Tensor) -> list[torch.Tensor]:
+        enc = self.encoder
+        if not self.cache_conv:
+            return enc(wave)
+        if self._windows == 0:
+            feats = self._feats[self._cur]
+            feats.copy_(enc.project(enc.extract_conv_features(wave)))
+            return enc.transform(feats)
+        # New frames: the last frames_per_hop of this window, from their own samples.
+        first = self.frames - self.frames_per_hop
+        seg = wave[:, first * enc.config.hop_samples:]
+        seg = seg[:, : (self.frames_per_hop - 1) * enc.config.hop_samples
+                  + enc.config.receptive_field]
+        ref = None if self.cache_exact else wave
+        new = enc.project(enc.extract_conv_features(seg, reference=ref))
+        src, dst = self._feats[self._cur], self._feats[1 - self._cur]
+        dst[:, :first].copy_(src[:, self.frames_per_hop:])
+        dst[:, first:].copy_(new)
+        self._cur = 1 - self._cur
+        return enc.transform(dst)
+
+    # -- training / evaluation -----------------------------------------------------------------
+    def window_states(self, samples: np.ndarray, start_sample: int = 0
+                      ) -> tuple[np.ndarray, torch.Tensor]:
+        """Train as you stream: run a clip through this very streaming path (from a reset) and
+        return (window start samples [N], hidden states [N, num_states, frames, H]) - exactly
+        what the head receives live, conv cache and all. Feed the states to `bundle.head` (in
+        train mode, with grad) to train it on the features the daemon will compute. Resets
+        this classifier before and after.
+        """
+        self.reset()
+        self._capture = []
+        try:
+            posts = self.accept(np.ascontiguousarray(samples, dtype=np.int16), start_sample)
+            states = self._capture
+        finally:
+            self._capture = None
+            self.reset()
+        starts = np.asarray([p.start_sample for p in posts], dtype=np.int64)
+        if not states:
+            cfg = self.encoder.config
+            return starts, torch.zeros(0, cfg.num_hidden_layers + 1, self.frames,
+                                       cfg.hidden_size)
+        return starts, torch.stack(states)
+
+
+def encode_windows(bundle: ModelBundle, windows: torch.Tensor) -> torch.Tensor:
+    """Plain per-window computation in batch: float windows [N, window] -> hidden states
+    [N, num_states, frames, H]. Equals the streaming path to float rounding when the conv cache
+    is exact or off (tested); with the approximate group-norm cache use `window_states`."""
+    with torch.inference_mode(), parametrize.cached():
+        return torch.stack(bundle.encoder(windows), dim=1)
+
+
+def posteriors_from_states(bundle: ModelBundle, states: torch.Tensor) -> np.ndarray:
+    """Hidden states [N, num_states, frames, H] -> probabilities [N, labels] (eval mode head)."""
+    with torch.inference_mode():
+        return torch.softmax(bundle.head(states), dim=-1).numpy()
