@@ -1,8 +1,8 @@
-"""Where the daemon listens, shared by the server (to bind) and the clients (to connect).
+"""Daemon addresses, shared by the server (to bind) and the clients (to connect).
 
-One function decides the default socket path so that `kwsd serve` and `kwsd listen` agree
-without configuration: the system service (systemd sets KWSD_SYSTEM_SERVICE=1, or root) uses
-/run/kwsd/kwsd.sock, a user's daemon $XDG_RUNTIME_DIR/kwsd/kwsd.sock.
+The default socket path comes from one place (kwsd.config.ApiConfig.resolved_socket) so that
+`kwsd serve` and `kwsd listen` agree without configuration: /run/kwsd/kwsd.sock for the system
+service, $XDG_RUNTIME_DIR/kwsd/kwsd.sock for a user's daemon.
 """
 
 from __future__ import annotations
@@ -11,21 +11,12 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-SYSTEM_SOCKET = "/run/kwsd/kwsd.sock"
 
+def default_socket_path() -> str:
+    """The socket path used when `[api] socket` is empty (kwsd.config decides, for both sides)."""
+    from kwsd.config import ApiConfig
 
-def default_socket_path(system: bool | None = None) -> str:
-    """The socket path used when the config leaves `[api] socket` empty."""
-    if system is None:
-        system = os.environ.get("KWSD_SYSTEM_SERVICE") == "1" or (
-            os.geteuid() == 0 and not os.environ.get("XDG_RUNTIME_DIR"))
-    if system:
-        return SYSTEM_SOCKET
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return os.path.join(runtime, "kwsd", "kwsd.sock")
-    # No runtime dir (a login without systemd --user): a private per-user directory.
-    return os.path.join("/tmp", f"kwsd-{os.getuid()}", "kwsd.sock")
+    return ApiConfig().resolved_socket()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The standard grpc.health.v1 service, driven by the daemon's own state.
 
-SERVING only while the model is loaded and the sources run (`daemon.serving`); NOT_SERVING as
-soon as stopping begins, so supervisors stop sending new work before the port closes.
+SERVING only while the model is loaded (`daemon.serving`) and no source is degraded (a lost
+microphone); NOT_SERVING as soon as stopping begins, so supervisors stop sending new work before
+the port closes. A file source that reached its end is not a fault.
 """
 
 from __future__ import annotations
@@ -26,9 +27,19 @@ class HealthReporter:
     def start(self) -> None:
         self._thread.start()
 
+    def _serving(self) -> bool:
+        daemon = self.daemon
+        if (self._stop.is_set() or not getattr(daemon, "serving", False)
+                or getattr(daemon, "stopping", False)):
+            return False
+        try:
+            sources = daemon.status().get("sources", [])
+        except Exception:  # a daemon that cannot report is not healthy
+            return False
+        return all(str(src.get("state", "")) != "degraded" for src in sources)
+
     def update(self) -> int:
-        serving = (bool(getattr(self.daemon, "serving", False))
-                   and not getattr(self.daemon, "stopping", False) and not self._stop.is_set())
+        serving = self._serving()
         status = (health_pb2.HealthCheckResponse.SERVING if serving
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
         if status != self._current:

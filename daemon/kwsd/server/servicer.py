@@ -30,6 +30,9 @@ from kwsd.server.messages import event_to_pb, model_info, status_to_pb
 
 log = logging.getLogger(__name__)
 
+STREAM_ID_HEADER = "kwsd-stream-id"
+"""Initial-metadata key of a Detect call: the id its detections carry as source_id."""
+
 SUBSCRIBE_POLL_S = 0.5
 """How often a waiting Subscribe call checks that its client is still there."""
 
@@ -167,6 +170,9 @@ class KwsdServicer(pb_grpc.KwsdServicer):
         n = next(self._stream_ids)
         stream_id = f"detect:{fmt.label}:{n}" if fmt.label else f"detect:{n}"
         session = DetectSession(self.daemon.open_stream(stream_id), fmt, stream_id)
+        # Headers now, not with the first detection: the client learns that its config was
+        # accepted and the stream's id before it sends audio.
+        context.send_initial_metadata(((STREAM_ID_HEADER, stream_id),))
         try:
             for index, request in enumerate(request_iterator, start=2):
                 self._check_available(context)

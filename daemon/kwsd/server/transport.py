@@ -20,20 +20,22 @@ from pathlib import Path
 import grpc
 
 from kwsd.client.address import Target, default_socket_path, parse_target
+from kwsd.config import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-class TransportError(ValueError):
-    """A listening setup that kwsd refuses or cannot make; `option` names the config key."""
+class TransportError(ConfigError):
+    """A listening setup that kwsd refuses or cannot make; names the `[api]` option."""
 
     def __init__(self, option: str, message: str) -> None:
-        super().__init__(f"[api] {option}: {message}")
-        self.option = option
+        super().__init__(f"api.{option}", message)
 
 
 def socket_path(api_config) -> str:
-    return os.path.abspath(os.path.expanduser(api_config.socket or default_socket_path()))
+    path = api_config.resolved_socket() if hasattr(api_config, "resolved_socket") else ""
+    return os.path.abspath(os.path.expanduser(path or api_config.socket or
+                                              default_socket_path()))
 
 
 def _group_id(group: str) -> int | None:

@@ -1,0 +1,107 @@
+"""Real daemons with real gRPC servers for the API tests: a random-weight bundle (plumbing) or
+the demo bundle (detection content), a WAV file source, a Unix socket in a short private dir."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_MODEL = REPO / "models" / "demo"
+SPEECH_WAV = "speech/alif_ml-embedded-evaluation-kit-yes_no_go_stop.wav"  # 16 kHz, 4 s
+LOW_THRESHOLD = 0.3
+"""Random weights give posteriors near 1/4 each; 0.3 makes them fire now and then."""
+
+
+@dataclass
+class Running:
+    daemon: object
+    handle: object
+    config: object
+    socket: str
+
+    @property
+    def address(self) -> str:
+        return "unix:" + self.socket
+
+    def stop(self) -> None:
+        self.handle.stop(0.5)
+        self.daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def random_bundle(tmp_path_factory) -> Path:
+    from kwsd.model.bundle import make_random_bundle
+
+    return make_random_bundle(tmp_path_factory.mktemp("bundle") / "random", "demo",
+                              ("yes", "no"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def demo_bundle() -> Path:
+    if not (DEMO_MODEL / "kws.json").is_file():
+        pytest.skip(f"the demo model is not in {DEMO_MODEL} yet (issue 7): detection-content "
+                    "tests need a trained bundle")
+    return DEMO_MODEL
+
+
+@pytest.fixture(scope="session")
+def speech_wav(shared_data) -> Path:
+    return shared_data / "real-dev" / SPEECH_WAV
+
+
+@pytest.fixture
+def sock_dir() -> Iterator[Path]:
+    """Short path: a Unix socket path must fit in 108 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="kwsd-t-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def make_config(bundle: Path, wav: Path, sock: Path, *, realtime: bool = True,
+                loop: bool = False, threshold: float | None = LOW_THRESHOLD,
+                api: dict | None = None, keywords=("yes", "no")):
+    from kwsd.config import config_from_dict
+
+    data = {
+        "model": {"path": str(bundle)},
+        "audio": {"source": "wav", "wav": str(wav), "realtime": realtime, "loop": loop,
+                  "source_id": "file"},
+        "engine": {"warmup": False, "torch_threads": 1},
+        "api": {"socket": str(sock), **(api or {})},
+    }
+    if threshold is not None:
+        data["decision"] = {"thresholds": {k: threshold for k in keywords}}
+    return config_from_dict(data)
+
+
+def start(config) -> Running:
+    from kwsd.engine.daemon import Daemon
+    from kwsd.server.grpc_server import start as start_server
+
+    daemon = Daemon(config)
+    daemon.start()
+    try:
+        handle = start_server(daemon, config.api)
+    except BaseException:
+        daemon.stop()
+        raise
+    return Running(daemon, handle, config, config.api.socket)
+
+
+def offline_detections(bundle_path: Path, wav: Path, config, source_id: str = "file"):
+    """What `kwsd eval` reports for the file: the same Pipeline run offline."""
+    from kwsd.audio.wavfile import read_wav_16k
+    from kwsd.engine.pipeline import PipelineSettings
+    from kwsd.model.bundle import load_bundle
+    from kwsd.training.evaluate import run_samples
+
+    bundle = load_bundle(bundle_path)
+    result = run_samples(bundle, read_wav_16k(wav), source_id,
+                         PipelineSettings.from_config(config))
+    return result.detections
