@@ -87,12 +87,20 @@ def test_unreadable_files_are_left_out(items):
     assert r.total_hours == pytest.approx(2.0 / 3600)
 
 
-def test_count_events_runs_and_refractory():
+def test_count_events_runs_refractory_and_release():
     t = np.arange(10) * 0.2
     s = np.array([0, .9, .9, 0, .9, 0, 0, 0, 0, .9])
     # runs at 0.2, 0.8 (within 1 s of 0.2: swallowed), 1.8
     assert count_events(t, s, np.array([0.5, 0.95]), refractory_s=1.0).tolist() == [2, 0]
     assert count_events(t, s, np.array([0.5]), refractory_s=0.0).tolist() == [3]
+    # hysteresis: a dip to 0.4 does not re-arm at release 0.5 x 0.5 = 0.25
+    s2 = np.array([0, .9, .4, .9, 0, .9])
+    assert count_events(t[:6], s2, np.array([0.5]), 0.0, release_ratio=0.5).tolist() == [2]
+    assert count_events(t[:6], s2, np.array([0.5]), 0.0, release_ratio=1.0).tolist() == [3]
+    # a gap in the hops (gate closed) re-arms
+    t3 = np.array([0.0, 0.2, 5.0])
+    s3 = np.array([.9, .4, .9])
+    assert count_events(t3, s3, np.array([0.5]), 0.0, 0.5, gap_s=0.3).tolist() == [2]
 
 
 def test_det_curve_from_traces(items):

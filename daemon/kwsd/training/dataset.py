@@ -45,6 +45,13 @@ class Clip:
     voice: str = ""
     engine: str = ""
     text: str = ""
+    kind: str = ""  # corpus kind: keyword, keyword_sentence, partial, sentence, noise, ...
+
+    @property
+    def in_sentence(self) -> bool:
+        if self.kind:
+            return self.kind == "keyword_sentence"
+        return len(self.text.split()) > len(self.label.split()) + 1
 
 
 def labels_for(keywords: list[str]) -> list[str]:
@@ -92,7 +99,7 @@ def read_corpus_manifest(path: str | Path, keywords: list[str] | None = None
         clips.append(Clip(path=path.parent / row["file"], label=label, kw_start_s=start,
                           kw_end_s=end, split=_norm_split(row.get("split", "")),
                           voice=row.get("voice", ""), engine=row.get("engine", ""),
-                          text=row.get("text", "")))
+                          text=row.get("text", ""), kind=row.get("kind", "")))
     if not clips:
         raise DatasetError(f"{path}: no clips")
     return clips, list(keywords)

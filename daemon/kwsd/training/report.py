@@ -70,7 +70,7 @@ def plot_confusion(result: EvalResult, labels: list[str], path: str | Path, titl
     """Rows: what was said (labelled keyword, or none); columns: what was detected first."""
     plt = _pyplot()
     rows = [k for k in labels if any(t == k for t, _ in result.confusion)] + [NONE_LABEL]
-    cols = [k for k in labels if any(d == k for _, d in result.confusion)] + [MISSED_LABEL]
+    cols = [k for k in labels if any(k in (t, d) for t, d in result.confusion)] + [MISSED_LABEL]
     mat = np.array([[result.confusion.get((r, c), 0) for c in cols] for r in rows])
     fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(cols), 1.0 + 0.5 * len(rows)), dpi=110)
     ax.imshow(mat, cmap="Blues")

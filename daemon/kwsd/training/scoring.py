@@ -192,24 +192,30 @@ class ScoreTrace:
 
 
 def count_events(times: np.ndarray, scores: np.ndarray, thresholds: np.ndarray,
-                 refractory_s: float) -> np.ndarray:
-    """Events a threshold detector would fire for each threshold: runs of scores >= threshold,
-    where a new run closer than `refractory_s` to the previous event's start is swallowed."""
-    counts = np.zeros(len(thresholds), dtype=np.int64)
-    if len(scores) == 0:
-        return counts
-    for i, thr in enumerate(thresholds):
-        above = np.flatnonzero(scores >= thr)
-        if above.size == 0:
-            continue
-        n, last_t, prev_idx = 0, -np.inf, -2
-        for idx in above:
-            t = times[idx]
-            if idx != prev_idx + 1 and t - last_t >= refractory_s:
-                n += 1
-                last_t = t
-            prev_idx = idx
-        counts[i] = n
+                 refractory_s: float, release_ratio: float = 1.0,
+                 gap_s: float | None = None) -> np.ndarray:
+    """Events the decision would fire, for every threshold at once (one pass over the hops).
+
+    Mirrors `kwsd.engine.decision`: fire when armed and score >= threshold and the refractory
+    span has passed; disarm; re-arm once the score falls below threshold x `release_ratio`, or
+    after a gap in the hops longer than `gap_s` (the VAD gate closed: the decision resets).
+    """
+    thr = np.asarray(thresholds, dtype=np.float64)
+    counts = np.zeros(len(thr), dtype=np.int64)
+    armed = np.ones(len(thr), dtype=bool)
+    last = np.full(len(thr), -np.inf)
+    release = thr * release_ratio
+    prev = None
+    for t, s in zip(np.asarray(times, dtype=np.float64), np.asarray(scores, dtype=np.float64),
+                    strict=True):
+        if gap_s is not None and prev is not None and t - prev > gap_s:
+            armed[:] = True
+        prev = t
+        armed |= s < release
+        fire = armed & (s >= thr) & (t - last >= refractory_s)
+        counts += fire
+        armed &= ~fire
+        last[fire] = t
     return counts
 
 
@@ -225,7 +231,8 @@ class DetCurve:
 
 def det_curves(items: list[EvalItem], traces: dict[str, ScoreTrace], durations: dict[str, float],
                keywords: list[str], thresholds: np.ndarray | None = None,
-               tolerance_s: float = 0.5, refractory_s: float = 1.0) -> dict[str, DetCurve]:
+               tolerance_s: float = 0.5, refractory_s: float = 1.0, release_ratio: float = 1.0,
+               gap_s: float | None = None) -> dict[str, DetCurve]:
     """Miss rate and false alarms per hour for every threshold, for each labelled keyword.
 
     A positive file is detected at threshold t when the keyword's score reaches t in a window
@@ -255,7 +262,8 @@ def det_curves(items: list[EvalItem], traces: dict[str, ScoreTrace], durations: 
             else:
                 neg_s += dur
             outside = ~inside
-            events = count_events(trace.end_s[outside], s[outside], thresholds, refractory_s)
+            events = count_events(trace.end_s[outside], s[outside], thresholds, refractory_s,
+                                  release_ratio, gap_s)
             fas += np.maximum(0, events - allowed_extra(item, kw))
         peaks_arr = np.asarray(peaks)
         miss = np.array([(peaks_arr < t).mean() if peaks_arr.size else np.nan for t in thresholds])

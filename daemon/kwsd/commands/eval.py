@@ -1,0 +1,133 @@
+"""`kwsd eval`: measure a bundle on a manifest of WAV files through the daemon's own path.
+
+    kwsd eval --model models/demo --manifest ../shared/data/real-dev/wuw-dev.csv \\
+        --out detections.jsonl --plots eval-plots/
+
+Writes one JSON line per detection, prints per-keyword recall (alone / in a sentence) and false
+alarms per hour, and with --plots writes det.png, confusion.png and summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+HELP = "evaluate a model bundle on a manifest of WAV files"
+log = logging.getLogger("kwsd.eval")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, type=Path, help="model bundle folder")
+    parser.add_argument("--manifest", required=True, type=Path,
+                        help="CSV with file,keyword,kw_start_s,kw_end_s,in_sentence "
+                             "(paths relative to the CSV)")
+    parser.add_argument("--out", required=True, type=Path, help="detections, one JSON per line")
+    parser.add_argument("--plots", type=Path, default=None,
+                        help="folder for det.png, confusion.png and summary.json")
+    parser.add_argument("--sensitivity", choices=["low", "medium", "high"], default=None,
+                        help="use the bundle's thresholds for this sensitivity "
+                             "(default: the bundle's default thresholds)")
+    parser.add_argument("--threshold", action="append", default=[], metavar="KEYWORD=VALUE",
+                        help="override one keyword's threshold (repeatable)")
+    parser.add_argument("--tolerance", type=float, default=0.5,
+                        help="seconds a detection may lie outside the labelled span (0.5)")
+    parser.add_argument("--title", default=None, help="title of the figures")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+
+
+def _thresholds(args: argparse.Namespace, bundle) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if args.sensitivity:
+        table = (bundle.meta.get("sensitivity") or {}).get("thresholds") or {}
+        if args.sensitivity not in table:
+            raise SystemExit(f"kwsd eval: {args.model}/kws.json has no thresholds for "
+                             f"sensitivity {args.sensitivity!r}")
+        out.update({k: float(v) for k, v in table[args.sensitivity].items()})
+    for item in args.threshold:
+        kw, sep, value = item.rpartition("=")
+        if not sep or kw not in bundle.keywords:
+            raise SystemExit(f"kwsd eval: --threshold {item!r}: expected KEYWORD=VALUE with a "
+                             f"keyword of the model ({', '.join(bundle.keywords)})")
+        try:
+            out[kw] = float(value)
+        except ValueError:
+            raise SystemExit(f"kwsd eval: --threshold {item!r}: {value!r} is not a number"
+                             ) from None
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from kwsd.engine.pipeline import PipelineSettings
+    from kwsd.model.bundle import ModelBundleError, load_bundle
+    from kwsd.training.evaluate import run_files
+    from kwsd.training.manifest import ManifestError, read_eval_manifest
+    from kwsd.training.report import format_table, plot_confusion, plot_det
+    from kwsd.training.scoring import det_curves, score
+
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        items = read_eval_manifest(args.manifest)
+        bundle = load_bundle(args.model)
+    except (ManifestError, ModelBundleError) as exc:
+        print(f"kwsd eval: {exc}", file=sys.stderr)
+        return 2
+    settings = PipelineSettings()
+    overrides = _thresholds(args, bundle)
+    if overrides:
+        settings = dataclasses.replace(settings, decision=dataclasses.replace(
+            settings.decision, thresholds={**settings.decision.thresholds, **overrides}))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", encoding="utf-8") as out:
+        def write(result) -> None:
+            for det in result.detections:
+                out.write(json.dumps(det.to_dict()) + "\n")
+            out.flush()
+
+        run = run_files(bundle, [(i.file, i.path) for i in items], settings,
+                        progress=not args.no_progress, on_result=write)
+    keywords = list(bundle.keywords)
+    result = score(items, run.detections, run.durations, keywords, args.tolerance)
+    print(f"model {bundle.model_id}: {len(run.files)} files evaluated, {len(run.errors)} "
+          f"unreadable ({args.manifest})")
+    for name, msg in run.errors.items():
+        print(f"  unreadable ({name}): {msg}" if name not in msg else f"  unreadable: {msg}")
+    print(format_table(result))
+    if args.plots:
+        args.plots.mkdir(parents=True, exist_ok=True)
+        title = args.title or f"{bundle.model_id} on {args.manifest.name}"
+        curves = det_curves(items, run.traces, run.durations, keywords,
+                            tolerance_s=args.tolerance,
+                            refractory_s=settings.decision.refractory_ms / 1000,
+                            release_ratio=settings.decision.release_ratio,
+                            gap_s=1.5 * bundle.hop_samples / bundle.sample_rate)
+        operating = {kw: (s.false_alarms / result.negative_hours if result.negative_hours else 0,
+                          1 - ((s.alone_hits + s.sentence_hits) / max(1, s.alone + s.sentence)))
+                     for kw, s in result.per_keyword.items() if s.alone + s.sentence}
+        if curves:
+            plot_det(curves, args.plots / "det.png", title, operating)
+        plot_confusion(result, keywords, args.plots / "confusion.png", title)
+        summary = result.summary()
+        summary.update({
+            "model": bundle.model_id, "manifest": str(args.manifest),
+            "thresholds": {k: float(v) for k, v in {**bundle.thresholds, **overrides}.items()},
+            "unreadable": run.errors,
+            "rtf_mean": (sum(f.rtf for f in run.files) / len(run.files)) if run.files else None,
+            "det": {kw: {"thresholds": c.thresholds.round(4).tolist(),
+                         "miss_rate": c.miss_rate.round(4).tolist(),
+                         "fa_per_hour": c.fa_per_hour.round(3).tolist()}
+                    for kw, c in curves.items()},
+            "outcomes": result.outcomes,
+        })
+        (args.plots / "summary.json").write_text(json.dumps(summary, indent=1))
+        print(f"figures: {args.plots}/det.png, {args.plots}/confusion.png; "
+              f"summary: {args.plots}/summary.json")
+    print(f"detections: {args.out}")
+    return 0

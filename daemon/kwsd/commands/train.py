@@ -1,0 +1,95 @@
+"""`kwsd train`: train a keyword model bundle.
+
+    kwsd train --data /work/kwsd-data/corpus/manifest.csv --encoder /work/kwsd-data/demo-encoder \\
+        --out models/demo --workdir /work/kwsd-data/train
+    kwsd train --data ~/speech_commands_v0.02 --keywords yes,no,stop --encoder ~/distilhubert \\
+        --out my-model
+
+--data is a synthetic-corpus manifest (CSV) or a folder in Google Speech Commands layout.
+With a frozen encoder (default) the window features are computed once and cached in
+--workdir; `--finetune top|all` also trains the encoder's last layer / the whole encoder.
+Interrupted runs continue with --resume (same arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+HELP = "train a keyword model bundle"
+log = logging.getLogger("kwsd.train")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, type=Path,
+                        help="corpus manifest CSV, or a Speech Commands-layout folder")
+    parser.add_argument("--out", required=True, type=Path, help="bundle folder to write")
+    parser.add_argument("--encoder", default="random",
+                        help="encoder folder (HF layout, or a bundle), or 'random' "
+                             "(untrained demo-size encoder, for tests)")
+    parser.add_argument("--keywords", default=None,
+                        help="comma-separated keywords (default: every keyword label in the "
+                             "data); other labels become _unknown_")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="feature cache, checkpoints, held-out set (default: OUT.work)")
+    parser.add_argument("--finetune", choices=["none", "top", "all"], default="none",
+                        help="also train the encoder's top layer or all of it (slow on CPU)")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--copies", type=int, default=2,
+                        help="augmented passes over the training clips (2)")
+    parser.add_argument("--heldout-copies", type=int, default=2,
+                        help="augmented passes over held-out voices for calibration (2)")
+    parser.add_argument("--no-augment", action="store_true", help="train on clean audio only")
+    parser.add_argument("--window-ms", type=int, default=1000)
+    parser.add_argument("--hop-ms", type=int, default=200)
+    parser.add_argument("--mlp-dim", type=int, default=256)
+    parser.add_argument("--name", default="kws", help="model name in kws.json")
+    parser.add_argument("--version", default="0", help="model version in kws.json")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-clips", type=int, default=None,
+                        help="use at most this many clips per split (smoke runs)")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after N steps")
+    parser.add_argument("--no-calibrate", action="store_true",
+                        help="keep thresholds at 0.5 (no held-out pass)")
+    parser.add_argument("--no-final-eval", action="store_true",
+                        help="skip the held-out evaluation at the chosen thresholds")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its last epoch checkpoint")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from kwsd.model.bundle import ModelBundleError
+    from kwsd.training.dataset import DatasetError
+    from kwsd.training.fit import FitConfig
+    from kwsd.training.train import TrainConfig, TrainError, train
+
+    torch.set_num_threads(max(1, args.threads))
+    keywords = [k.strip() for k in args.keywords.split(",") if k.strip()] if args.keywords \
+        else None
+    cfg = TrainConfig(
+        data=args.data, out=args.out,
+        workdir=args.workdir or args.out.with_name(args.out.name + ".work"),
+        encoder=args.encoder, keywords=keywords, name=args.name, version=args.version,
+        window_ms=args.window_ms, hop_ms=args.hop_ms, copies=args.copies,
+        heldout_copies=args.heldout_copies, finetune=args.finetune,
+        fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      max_steps=args.max_steps),
+        max_clips=args.max_clips, augment=not args.no_augment,
+        calibrate=not args.no_calibrate, final_eval=not args.no_final_eval,
+        resume=args.resume, progress=not args.no_progress, mlp_dim=args.mlp_dim,
+        seed=args.seed)
+    try:
+        out = train(cfg)
+    except (TrainError, DatasetError, ModelBundleError, FileNotFoundError, ValueError) as exc:
+        print(f"kwsd train: {exc}", file=sys.stderr)
+        return 2
+    print(f"bundle written: {out}")
+    return 0

@@ -1,0 +1,97 @@
+"""Per-keyword thresholds for a target false-alarm rate, from one pass over held-out audio.
+
+The scores are the decision scores the engine compares with the threshold (recorded per hop
+while the held-out synthetic negatives run through the real VAD gate + streaming classifier), so
+a threshold chosen here means the same thing live. With H hours of negatives a rate below 1/H
+per hour cannot be measured: such targets get the lowest threshold with no false alarm at all on
+the set, plus a margin, and the card says how many hours stand behind each figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kwsd.training.scoring import DetCurve
+
+SENSITIVITY_FA_PER_HOUR: dict[str, float] = {"low": 0.2, "medium": 1.0, "high": 5.0}
+"""User-facing `sensitivity` -> target false alarms per hour on held-out negatives.
+low: fewest false alarms (misses more); high: catches more, fires more often."""
+DEFAULT_SENSITIVITY = "medium"
+GRID = np.round(np.linspace(0.0, 1.0, 1001), 4)
+MARGIN = 0.02  # above the highest negative score when no false alarm may be allowed
+MIN_THRESHOLD = 0.3  # never fire on a keyword the head finds less likely than this
+MAX_THRESHOLD = 0.995
+
+
+@dataclass(frozen=True)
+class Calibration:
+    keyword: str
+    target_fa_per_hour: float
+    threshold: float
+    fa_per_hour: float  # measured on the negatives at that threshold
+    recall: float | None  # measured on held-out positives at that threshold
+    negative_hours: float
+
+
+def choose_threshold(counts: np.ndarray, hours: float, target: float,
+                     grid: np.ndarray = GRID) -> float:
+    """Lowest grid threshold whose false-alarm count stays within target x hours."""
+    allowed = int(np.floor(target * hours + 1e-9))
+    ok = np.flatnonzero(counts <= allowed)
+    if ok.size == 0:
+        return MAX_THRESHOLD
+    thr = float(grid[ok[0]])
+    if allowed == 0 and ok[0] > 0:
+        thr += MARGIN  # the set shows no false alarm only just above this point
+    return float(np.clip(thr, MIN_THRESHOLD, MAX_THRESHOLD))
+
+
+def calibrate(curves: dict[str, DetCurve], keywords: list[str],
+              targets: dict[str, float] | None = None) -> dict[str, dict[str, Calibration]]:
+    """sensitivity -> keyword -> Calibration, from DET curves measured on held-out data with
+    `GRID` thresholds (see `scoring.det_curves`). Keywords without a curve are refused."""
+    targets = targets or SENSITIVITY_FA_PER_HOUR
+    missing = [k for k in keywords if k not in curves]
+    if missing:
+        raise ValueError(f"no held-out positives for keyword(s) {', '.join(missing)}: "
+                         "cannot calibrate their thresholds")
+    out: dict[str, dict[str, Calibration]] = {name: {} for name in targets}
+    for kw in keywords:
+        c = curves[kw]
+        if not np.array_equal(c.thresholds, GRID):
+            raise ValueError("curves must be computed on calibrate.GRID")
+        if c.negative_hours <= 0:
+            raise ValueError("calibration needs held-out negative audio (0 hours)")
+        counts = np.round(c.fa_per_hour * c.negative_hours).astype(np.int64)
+        for name, target in targets.items():
+            thr = choose_threshold(counts, c.negative_hours, target)
+            idx = min(int(np.searchsorted(GRID, thr - 1e-9)), len(GRID) - 1)
+            miss = c.miss_rate[idx]
+            out[name][kw] = Calibration(
+                keyword=kw, target_fa_per_hour=target, threshold=round(thr, 4),
+                fa_per_hour=float(c.fa_per_hour[idx]),
+                recall=None if np.isnan(miss) else float(1.0 - miss),
+                negative_hours=c.negative_hours)
+    return out
+
+
+def to_meta(cal: dict[str, dict[str, Calibration]]) -> dict:
+    """The kws.json block: thresholds per sensitivity and what each was measured to do."""
+    return {
+        "default": DEFAULT_SENSITIVITY,
+        "targets_fa_per_hour": {name: next(iter(c.values())).target_fa_per_hour
+                                for name, c in cal.items() if c},
+        "thresholds": {name: {kw: c.threshold for kw, c in per.items()}
+                       for name, per in cal.items()},
+        "measured": {name: {kw: {"fa_per_hour": round(c.fa_per_hour, 3),
+                                 "recall": None if c.recall is None else round(c.recall, 4)}
+                            for kw, c in per.items()} for name, per in cal.items()},
+        "negative_hours": round(next((c.negative_hours for per in cal.values()
+                                      for c in per.values()), 0.0), 4),
+        "method": "per keyword, lowest threshold whose false alarms on held-out synthetic "
+                  "negatives (real VAD gate + streaming path) stay within target x hours; "
+                  f"+{MARGIN} above the highest negative score when the target allows none; "
+                  f"clipped to [{MIN_THRESHOLD}, {MAX_THRESHOLD}]",
+    }

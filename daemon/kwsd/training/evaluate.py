@@ -1,0 +1,122 @@
+"""Run recordings through the daemon's own path and keep what scoring needs.
+
+Each file goes WAV (any rate) -> kwsd.audio resampling -> `Pipeline` (VAD gate, streaming
+classifier, decision) in 100 ms chunks, exactly as a live stream. Besides the detections, the
+decision score of every keyword at every hop is recorded (the smoothed posterior the decision
+compares with the threshold), so DET curves and threshold calibration cover all thresholds from
+this one pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kwsd.audio.chunk import SAMPLE_RATE
+from kwsd.audio.wavfile import WavError, read_wav_16k
+from kwsd.events import EventKind
+from kwsd.training.scoring import Detection, ScoreTrace
+
+log = logging.getLogger(__name__)
+
+CHUNK_SAMPLES = 1600  # 100 ms, a typical capture block
+
+
+@dataclass
+class FileResult:
+    file: str
+    duration_s: float
+    detections: list[Detection]
+    trace: ScoreTrace
+    rtf: float = 0.0
+
+
+@dataclass
+class RunResult:
+    files: list[FileResult] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def durations(self) -> dict[str, float]:
+        return {f.file: f.duration_s for f in self.files}
+
+    @property
+    def detections(self) -> list[Detection]:
+        return [d for f in self.files for d in f.detections]
+
+    @property
+    def traces(self) -> dict[str, ScoreTrace]:
+        return {f.file: f.trace for f in self.files}
+
+
+def _record_scores(pipeline: Any, rows: list[tuple[int, int, np.ndarray]]) -> None:
+    """Wrap the pipeline's decision so every update also records its smoothed keyword scores.
+
+    The decision keeps the posteriors it averaged in `_history` and the keyword columns in
+    `_index`; reading them after `update` gives exactly the scores it compared with the
+    thresholds. A decision that publishes `last_scores` is read directly.
+    """
+    decision = pipeline.decision
+    update = decision.update
+
+    def recording_update(start_sample: int, end_sample: int, probs: np.ndarray):
+        det = update(start_sample, end_sample, probs)
+        scores = getattr(decision, "last_scores", None)
+        if scores is None:
+            history = [p for _, p in decision._history]
+            scores = np.mean(history, axis=0)[decision._index]
+        rows.append((int(start_sample), int(end_sample), np.asarray(scores, dtype=np.float32)))
+        return det
+
+    decision.update = recording_update
+
+
+def run_samples(bundle: Any, samples: np.ndarray, file: str, settings: Any = None,
+                make_pipeline: Callable[..., Any] | None = None) -> FileResult:
+    """One 16 kHz int16 recording through a fresh Pipeline (fresh state, like a new stream)."""
+    from kwsd.engine.pipeline import Pipeline
+
+    pipeline = (make_pipeline or Pipeline)(bundle, f"eval:{file}", settings)
+    rows: list[tuple[int, int, np.ndarray]] = []
+    _record_scores(pipeline, rows)
+    events = pipeline.run(samples, chunk_samples=CHUNK_SAMPLES, start_time=0.0)
+    dets = [Detection(file=file, keyword=e.keyword, confidence=float(e.confidence),
+                      start_s=e.start_sample / SAMPLE_RATE, end_s=e.end_sample / SAMPLE_RATE)
+            for e in events if e.kind == EventKind.DETECTION]
+    n_kw = len(pipeline.decision.keywords)
+    trace = ScoreTrace(
+        file=file,
+        start_s=np.array([r[0] for r in rows], dtype=np.float64) / SAMPLE_RATE,
+        end_s=np.array([r[1] for r in rows], dtype=np.float64) / SAMPLE_RATE,
+        scores=(np.stack([r[2] for r in rows]) if rows else np.zeros((0, n_kw), np.float32)))
+    return FileResult(file=file, duration_s=len(samples) / SAMPLE_RATE, detections=dets,
+                      trace=trace, rtf=pipeline.rtf)
+
+
+def run_files(bundle: Any, files: Iterable[tuple[str, Path]], settings: Any = None,
+              progress: bool = True, on_result: Callable[[FileResult], None] | None = None,
+              desc: str = "eval") -> RunResult:
+    """Every (name, path) through the pipeline; unreadable files are reported and skipped."""
+    from tqdm import tqdm
+
+    files = list(files)
+    out = RunResult()
+    for name, path in tqdm(files, desc=desc, unit="file", disable=not progress,
+                           dynamic_ncols=True, leave=False):
+        try:
+            samples = read_wav_16k(path)
+        except (WavError, ValueError) as exc:
+            msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            out.errors[name] = msg
+            log.error("skipping %s", msg)
+            continue
+        result = run_samples(bundle, samples, name, settings)
+        out.files.append(result)
+        if on_result is not None:
+            on_result(result)
+    return out

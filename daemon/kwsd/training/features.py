@@ -1,0 +1,171 @@
+"""Window features computed once through the streaming path, cached on disk, resumable.
+
+For a frozen encoder the expensive part of training is the encoder, and it never changes: the
+hidden states of every training window are computed once (float16, a memory-mapped file) and
+the head trains on them for as many epochs as it likes. The states come from the model core's
+streaming code: `encode_windows` (batched, equal to the live path when the conv cache is exact
+or off, which the model core tests) or `StreamingClassifier.window_states` (the live path
+itself, needed when the conv cache is an approximation).
+
+The cache is keyed by everything that changes its content; an interrupted run continues from
+the last completed block of clips. For fine-tuning the cache holds the window audio instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kwsd.audio.wavfile import WavError, read_wav_16k
+from kwsd.training.dataset import Clip
+from kwsd.training.examples import WindowPolicy, make_clip_windows
+
+log = logging.getLogger(__name__)
+
+BLOCK = 64  # clips per progress checkpoint
+
+
+@dataclass
+class WindowSet:
+    """Rows of windows: `x` is a memmap [N, *shape] (float16 states or int16 audio)."""
+
+    x: np.ndarray
+    labels: np.ndarray  # int64 label index
+    clip: np.ndarray  # index into the clip list
+    copy: np.ndarray
+    coverage: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def cache_key(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    """Content hash of a weights file (the cache must not outlive a change of encoder)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+class StatesFn:
+    """Hidden states of chosen windows of one padded clip, through the streaming code path."""
+
+    def __init__(self, bundle, use_stream: bool | None = None) -> None:
+        from kwsd.model.streaming import StreamingClassifier
+
+        self.bundle = bundle
+        self.classifier = StreamingClassifier(bundle)
+        exact = self.classifier.cache_exact or not self.classifier.cache_conv
+        self.use_stream = (not exact) if use_stream is None else use_stream
+
+    def __call__(self, audio: np.ndarray, starts: Sequence[int]) -> torch.Tensor:
+        from kwsd.model.streaming import encode_windows
+
+        w = self.bundle.window_samples
+        if not len(starts):
+            return torch.zeros(0)
+        if self.use_stream:
+            # The live path from the clip's first window start (the hop grid's phase).
+            first = int(starts[0])
+            got, states = self.classifier.window_states(audio[first:], first)
+            pos = {int(s): i for i, s in enumerate(got)}
+            return states[[pos[int(s)] for s in starts]]
+        wins = np.stack([audio[s:s + w] for s in starts]).astype(np.float32) / 32768.0
+        return encode_windows(self.bundle, torch.from_numpy(wins))
+
+
+def build_windows(root: Path, clips: list[Clip], label_index: dict[str, int],
+                  policy: WindowPolicy, copies: int, seed: int,
+                  row_fn: Callable[[np.ndarray, list[int]], np.ndarray],
+                  row_shape: tuple[int, ...], dtype: np.dtype, augmenter=None,
+                  progress: bool = True, desc: str = "features") -> WindowSet:
+    """Compute rows for `copies` augmented passes over `clips` into `root` (resumable).
+
+    Copy c of clip i always uses the same random stream (seeded by seed, c, i), so a resumed
+    or repeated run produces the same rows.
+    """
+    from tqdm import tqdm
+
+    root.mkdir(parents=True, exist_ok=True)
+    data_path, prog_path = root / "rows.bin", root / "progress.json"
+    row_bytes = int(np.prod(row_shape)) * np.dtype(dtype).itemsize
+    prog = {"done": 0, "rows": 0, "complete": False}
+    meta: dict[str, list] = {"labels": [], "clip": [], "copy": [], "coverage": []}
+    if prog_path.is_file() and (root / "meta.npz").is_file():
+        prog = json.loads(prog_path.read_text())
+        with np.load(root / "meta.npz") as z:
+            meta = {k: list(z[k][: prog["rows"]]) for k in meta}
+    total = copies * len(clips)
+    if not prog["complete"]:
+        with open(data_path, "ab") as f:
+            f.truncate(prog["rows"] * row_bytes)
+        bar = tqdm(total=total, initial=prog["done"], desc=desc, unit="clip",
+                   disable=not progress, dynamic_ncols=True, leave=False)
+        failed = 0
+        with open(data_path, "ab") as f:
+            for job in range(prog["done"], total):
+                c, i = divmod(job, len(clips))
+                clip = clips[i]
+                try:
+                    samples = read_wav_16k(clip.path)
+                except (WavError, ValueError) as exc:
+                    failed += 1
+                    if failed <= 5:
+                        log.warning("skipping clip: %s", exc)
+                    bar.update(1)
+                    continue
+                rng = np.random.default_rng([seed, c, i])
+                cw = make_clip_windows(clip, samples, policy, rng, augmenter)
+                if cw.windows:
+                    rows = row_fn(cw.samples, [w.start for w in cw.windows])
+                    f.write(np.ascontiguousarray(rows, dtype=dtype).tobytes())
+                    for w in cw.windows:
+                        meta["labels"].append(label_index[w.label])
+                        meta["clip"].append(i)
+                        meta["copy"].append(c)
+                        meta["coverage"].append(w.coverage)
+                bar.update(1)
+                if (job + 1) % BLOCK == 0 or job + 1 == total:
+                    f.flush()
+                    os.fsync(f.fileno())
+                    _save_meta(root, meta)
+                    prog = {"done": job + 1, "rows": len(meta["labels"]),
+                            "complete": job + 1 == total}
+                    _atomic_json(prog_path, prog)
+        bar.close()
+        if failed:
+            log.warning("%d of %d clip reads failed", failed, total)
+    n = len(meta["labels"])
+    x = (np.memmap(data_path, dtype=dtype, mode="r", shape=(n, *row_shape)) if n
+         else np.zeros((0, *row_shape), dtype=dtype))
+    return WindowSet(x=x, labels=np.asarray(meta["labels"], dtype=np.int64),
+                     clip=np.asarray(meta["clip"], dtype=np.int64),
+                     copy=np.asarray(meta["copy"], dtype=np.int64),
+                     coverage=np.asarray(meta["coverage"], dtype=np.float32))
+
+
+def _save_meta(root: Path, meta: dict[str, list]) -> None:
+    tmp = root / "meta.tmp.npz"
+    np.savez(tmp, labels=np.asarray(meta["labels"], np.int64),
+             clip=np.asarray(meta["clip"], np.int64), copy=np.asarray(meta["copy"], np.int64),
+             coverage=np.asarray(meta["coverage"], np.float32))
+    os.replace(tmp, root / "meta.npz")
+
+
+def _atomic_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)

@@ -1,0 +1,359 @@
+"""`kwsd train` end to end: data -> window features -> head -> calibrated thresholds -> bundle.
+
+1. Clips from a corpus manifest or a Speech Commands folder, split by voice/speaker.
+2. Windows as the stream places them, augmented in `copies` passes; hidden states computed
+   once through the streaming path and cached (frozen encoder), or window audio cached and the
+   encoder's top layer / all of it trained too (`finetune`).
+3. The head (and the unfrozen encoder part) trained with plain cross entropy, one checkpoint per
+   epoch, resumable.
+4. Held-out voices written as an evaluation set and run through the real Pipeline (VAD gate,
+   streaming classifier, decision); thresholds per keyword for the false-alarm target of each
+   sensitivity; then the same set evaluated again at the default thresholds for the metrics.
+5. The bundle: encoder (HF layout), head, kws.json with everything above.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kwsd.model.bundle import ModelBundle, head_config_for, make_meta, save_bundle
+from kwsd.model.head import KeywordHead
+from kwsd.training import calibrate as cal
+from kwsd.training.dataset import (
+    UNKNOWN,
+    Clip,
+    labels_for,
+    read_corpus_manifest,
+    read_speech_commands,
+)
+from kwsd.training.examples import WindowPolicy
+from kwsd.training.features import StatesFn, build_windows, cache_key, file_digest
+from kwsd.training.fit import FitConfig, fit
+
+log = logging.getLogger(__name__)
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or continue; the message says why."""
+
+
+@dataclass
+class TrainConfig:
+    data: Path
+    out: Path
+    workdir: Path
+    encoder: str = "random"  # HF folder / bundle folder, or "random" (demo size, tests)
+    keywords: list[str] | None = None
+    name: str = "kws"
+    version: str = "0"
+    window_ms: int = 1000
+    hop_ms: int = 200
+    copies: int = 2
+    heldout_copies: int = 2
+    finetune: str = "none"  # none | top | all
+    fit: FitConfig = field(default_factory=FitConfig)
+    max_clips: int | None = None  # per split (tests, smoke runs)
+    augment: bool = True
+    calibrate: bool = True
+    final_eval: bool = True
+    resume: bool = False
+    progress: bool = True
+    mlp_dim: int = 256
+    seed: int = 0
+
+
+def load_clips(cfg: TrainConfig) -> tuple[list[Clip], list[str], str]:
+    data = Path(cfg.data)
+    if data.is_dir():
+        clips, keywords = read_speech_commands(data, cfg.keywords)
+        source = "speech-commands-folder"
+    else:
+        clips, keywords = read_corpus_manifest(data, cfg.keywords)
+        source = "corpus-manifest"
+    if not keywords:
+        raise TrainError(f"{data}: no keywords found (give --keywords)")
+    return clips, keywords, source
+
+
+def _limit(clips: list[Clip], n: int | None, seed: int) -> list[Clip]:
+    """A deterministic, label-stratified subset (smoke runs keep every label)."""
+    if n is None or len(clips) <= n:
+        return clips
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[Clip]] = {}
+    for c in clips:
+        by_label.setdefault(c.label, []).append(c)
+    per = max(1, n // len(by_label))
+    out = []
+    for label in sorted(by_label):
+        group = by_label[label]
+        out += [group[i] for i in sorted(rng.permutation(len(group))[:per])]
+    return out
+
+
+def load_encoder_from(spec: str, seed: int):
+    from kwsd.model.checkpoint import CheckpointError, load_encoder
+    from kwsd.model.config import demo_config
+    from kwsd.model.distilhubert import DistilHubert
+
+    if spec == "random":
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return DistilHubert(demo_config()).eval(), "random"
+    try:
+        enc = load_encoder(spec)
+    except CheckpointError as exc:
+        raise TrainError(f"encoder: {exc}") from exc
+    weights = Path(spec) / "model.safetensors"
+    return enc, file_digest(weights) if weights.is_file() else spec
+
+
+def make_bundle(encoder, head: KeywordHead, meta: dict, path: Path) -> ModelBundle:
+    """An in-memory bundle (what load_bundle returns), for the streaming path and Pipeline."""
+    labels = list(meta["labels"])
+    return ModelBundle(path=path, labels=labels, keywords=labels[:-2],
+                       thresholds={k: float(v) for k, v in meta["thresholds"].items()},
+                       window_samples=meta["window_ms"] * 16, hop_samples=meta["hop_ms"] * 16,
+                       sample_rate=16000,
+                       model_id=f"{meta['model']['name']}-{meta['model']['version']}",
+                       encoder=encoder, head=head, meta=meta)
+
+
+def _augmenter(clips: list[Clip], enabled: bool, seed: int):
+    if not enabled:
+        return None
+    from kwsd.audio.wavfile import read_wav_16k
+    from kwsd.training.augment import Augmenter
+
+    # babble from a few training sentences (never held-out voices)
+    rng = np.random.default_rng(seed)
+    speech = [c for c in clips if c.label == UNKNOWN and c.split == "train"]
+    pick = [speech[i] for i in rng.permutation(len(speech))[:40]]
+    babble = []
+    for c in pick:
+        try:
+            babble.append(read_wav_16k(c.path))
+        except ValueError:
+            continue
+    return Augmenter(babble_speech=babble)
+
+
+def _trainable(encoder, finetune: str) -> list[torch.nn.Parameter]:
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    if finetune == "all":
+        params = list(encoder.parameters())
+    elif finetune == "top":
+        params = list(encoder.encoder.layers[-1].parameters())
+    else:
+        return []
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+class _Model(torch.nn.Module):
+    """Head, plus the encoder when fine-tuning, so one module holds what is trained."""
+
+    def __init__(self, head: KeywordHead, encoder=None) -> None:
+        super().__init__()
+        self.head = head
+        self.encoder = encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.encoder is None:
+            return self.head(x)
+        return self.head(torch.stack(self.encoder(x / 32768.0), dim=1))
+
+
+def summarize_data(clips: list[Clip], keywords: list[str], source: str, data: Path) -> dict:
+    by_split: dict[str, Counter] = {"train": Counter(), "heldout": Counter()}
+    voices: dict[str, set] = {"train": set(), "heldout": set()}
+    engines: Counter = Counter()
+    for c in clips:
+        by_split[c.split][c.label] += 1
+        if c.voice:
+            voices[c.split].add(c.voice)
+        if c.engine:
+            engines[c.engine] += 1
+    return {"source": source, "path": str(data),
+            "clips": {s: dict(sorted(v.items())) for s, v in by_split.items()},
+            "voices": {s: sorted(v) for s, v in voices.items()},
+            "engines": dict(sorted(engines.items()))}
+
+
+def keyword_durations(clips: list[Clip], keywords: list[str]) -> dict[str, float]:
+    out = {}
+    for kw in keywords:
+        d = [c.kw_end_s - c.kw_start_s for c in clips if c.label == kw
+             and c.kw_start_s is not None and c.kw_end_s is not None]
+        if d:
+            out[kw] = round(float(np.median(d)), 3)
+    return out
+
+
+def train(cfg: TrainConfig) -> Path:
+    t_start = time.time()
+    torch.manual_seed(cfg.seed)
+    clips, keywords, source = load_clips(cfg)
+    train_clips = _limit([c for c in clips if c.split == "train"], cfg.max_clips, cfg.seed)
+    held_clips = _limit([c for c in clips if c.split == "heldout"], cfg.max_clips, cfg.seed + 1)
+    if not train_clips:
+        raise TrainError(f"{cfg.data}: no training clips")
+    labels = labels_for(keywords)
+    missing = [k for k in keywords if not any(c.label == k for c in train_clips)]
+    if missing:
+        raise TrainError(f"{cfg.data}: no training clips for {', '.join(missing)}")
+    log.info("%d training clips, %d held-out clips; labels %s", len(train_clips),
+             len(held_clips), labels)
+    encoder, enc_id = load_encoder_from(cfg.encoder, cfg.seed)
+    meta = make_meta(keywords, name=cfg.name, version=cfg.version, window_ms=cfg.window_ms,
+                     hop_ms=cfg.hop_ms, mlp_dim=cfg.mlp_dim)
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)
+        head = KeywordHead(head_config_for(meta, encoder.config))
+    bundle = make_bundle(encoder, head, meta, cfg.out)
+    policy = WindowPolicy(window=bundle.window_samples, hop=bundle.hop_samples)
+    augmenter = _augmenter(clips, cfg.augment, cfg.seed)
+    label_index = {lab: i for i, lab in enumerate(labels)}
+    finetune = cfg.finetune != "none"
+    key_parts = {"encoder": enc_id, "window": policy.window, "hop": policy.hop,
+                 "policy": dataclasses.asdict(policy), "augment": cfg.augment,
+                 "seed": cfg.seed, "labels": labels, "finetune": finetune, "v": 1}
+
+    # -- 2. window features ------------------------------------------------------------------
+    if finetune:
+        row_shape: tuple[int, ...] = (policy.window,)
+        dtype = np.dtype(np.int16)
+
+        def rows(audio, starts):
+            return np.stack([audio[s:s + policy.window] for s in starts])
+    else:
+        states_fn = StatesFn(bundle)
+        cfg_e = encoder.config
+        row_shape = (cfg_e.num_hidden_layers + 1, cfg_e.num_frames(policy.window),
+                     cfg_e.hidden_size)
+        dtype = np.dtype(np.float16)
+
+        def rows(audio, starts):
+            return states_fn(audio, starts).numpy()
+
+    def windows(part: list[Clip], copies: int, tag: str):
+        key = cache_key({**key_parts, "clips": [(str(c.path), c.label, c.kw_start_s,
+                                                 c.kw_end_s) for c in part],
+                         "copies": copies, "tag": tag})
+        log.info("%s windows: cache %s", tag, cfg.workdir / "cache" / key)
+        return build_windows(cfg.workdir / "cache" / key, part, label_index, policy, copies,
+                             cfg.seed + (0 if tag == "train" else 7919), rows, row_shape,
+                             dtype, augmenter, cfg.progress, desc=f"{tag} windows")
+
+    t0 = time.time()
+    train_set = windows(train_clips, cfg.copies, "train")
+    val_set = windows(held_clips, 1, "heldout") if held_clips else None
+    feat_s = time.time() - t0
+    counts = Counter(labels[i] for i in train_set.labels)
+    log.info("training windows: %d %s (%.0f s)", len(train_set), dict(counts), feat_s)
+    if len(train_set) == 0:
+        raise TrainError("no training windows (all clips unreadable?)")
+
+    # -- 3. fit --------------------------------------------------------------------------------
+    model = _Model(head, encoder if finetune else None)
+    _trainable(encoder, cfg.finetune)
+    fit_cfg = dataclasses.replace(cfg.fit, seed=cfg.seed, progress=cfg.progress)
+    t0 = time.time()
+    state = fit(model, model.forward, train_set.x, train_set.labels,
+                val_set.x if val_set is not None else None,
+                val_set.labels if val_set is not None else None, len(labels), fit_cfg,
+                cfg.workdir / ("run-" + cache_key({**key_parts, "fit": dataclasses.asdict(
+                    fit_cfg), "n": len(train_set), "ft": cfg.finetune})), resume=cfg.resume)
+    fit_s = time.time() - t0
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    encoder.eval()
+    head.eval()
+
+    # -- 4. calibration on held-out voices ----------------------------------------------------
+    metrics: dict = {"history": state.history}
+    sensitivity = None
+    cal_s = 0.0
+    if cfg.calibrate and held_clips:
+        t0 = time.time()
+        sensitivity, thr, heldout_metrics = calibrate_on_heldout(
+            bundle, held_clips, keywords, cfg, augmenter)
+        meta["thresholds"] = thr
+        metrics["heldout_synthetic"] = heldout_metrics
+        cal_s = time.time() - t0
+    elif cfg.calibrate:
+        log.warning("no held-out clips: thresholds stay at 0.5 (not calibrated)")
+    meta.update({
+        "training_data": {**summarize_data(train_clips + held_clips, keywords, source,
+                                           cfg.data),
+                          "windows": dict(sorted(counts.items())),
+                          "augmentation": ("kwsd.training.augment.Augmenter defaults "
+                                           f"({cfg.copies} augmented passes)")
+                          if cfg.augment else "none",
+                          "encoder": cfg.encoder, "finetune": cfg.finetune},
+        "keyword_duration_s": keyword_durations(train_clips, keywords),
+        "metrics": metrics,
+        "training": {"seed": cfg.seed, "epochs": state.epoch, "steps": state.step,
+                     "features_s": round(feat_s, 1), "fit_s": round(fit_s, 1),
+                     "calibration_s": round(cal_s, 1),
+                     "total_s": round(time.time() - t_start, 1),
+                     "fit": dataclasses.asdict(fit_cfg)},
+    })
+    if sensitivity is not None:
+        meta["sensitivity"] = sensitivity
+    bundle.meta = meta
+    bundle.thresholds = dict(meta["thresholds"])
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    save_bundle(cfg.out, encoder, head, meta)
+    log.info("bundle written to %s in %.0f s", cfg.out, time.time() - t_start)
+    return cfg.out
+
+
+def calibrate_on_heldout(bundle: ModelBundle, held: list[Clip], keywords: list[str],
+                         cfg: TrainConfig, augmenter) -> tuple[dict, dict, dict]:
+    """Thresholds per sensitivity from held-out voices run through the real Pipeline."""
+    from kwsd.engine.pipeline import PipelineSettings
+    from kwsd.training.evaluate import run_files
+    from kwsd.training.heldout import write_heldout_set
+    from kwsd.training.manifest import read_eval_manifest
+    from kwsd.training.scoring import det_curves, score
+
+    key = cache_key({"clips": [str(c.path) for c in held], "c": cfg.heldout_copies,
+                     "s": cfg.seed, "a": cfg.augment})
+    folder = cfg.workdir / f"heldout-{key}"
+    manifest = write_heldout_set(held, folder, augmenter, cfg.heldout_copies, cfg.seed)
+    items = read_eval_manifest(manifest)
+    settings = PipelineSettings()
+    run = run_files(bundle, [(i.file, i.path) for i in items], settings,
+                    progress=cfg.progress, desc="calibrate")
+    refractory = settings.decision.refractory_ms / 1000
+    curves = det_curves(items, run.traces, run.durations, keywords, thresholds=cal.GRID,
+                        refractory_s=refractory,
+                        release_ratio=settings.decision.release_ratio,
+                        gap_s=1.5 * bundle.hop_samples / bundle.sample_rate)
+    calib = cal.calibrate(curves, keywords)
+    thresholds = {kw: c.threshold for kw, c in calib[cal.DEFAULT_SENSITIVITY].items()}
+    metrics: dict = {"manifest": str(manifest), "files": len(run.files),
+                     "negative_hours_for_calibration": round(
+                         next(iter(curves.values())).negative_hours, 4)}
+    if cfg.final_eval:
+        # the real decision at the chosen thresholds (a second pass: events depend on them)
+        bundle.thresholds = dict(thresholds)
+        final = run_files(bundle, [(i.file, i.path) for i in items], settings,
+                          progress=cfg.progress, desc="held-out eval")
+        result = score(items, final.detections, final.durations, keywords)
+        metrics["at_default_thresholds"] = result.summary()
+        log.info("held-out synthetic at default thresholds: %s",
+                 json.dumps({k: v for k, v in result.summary().items() if k != "keywords"}))
+    return cal.to_meta(calib), thresholds, metrics
