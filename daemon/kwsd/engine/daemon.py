@@ -1,0 +1,335 @@
+"""The running daemon: one loaded model, its sources, their pipelines, the event bus.
+
+Threads: each source captures on its own thread (or PortAudio's), each source has one
+inference thread that reads its chunks and runs its pipeline, and the gRPC server's threads
+run client streams (`open_stream`) on the same shared model. Reload builds everything new
+first (config, model, pipelines, sources) and swaps only when all of it succeeded, so a bad
+reload leaves the running daemon exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kwsd.audio.source import AudioSource, SourceState
+from kwsd.config import Config, ConfigError, load_config
+from kwsd.engine.bus import EventBus
+from kwsd.engine.decision import resolve_thresholds
+from kwsd.engine.pipeline import Pipeline, PipelineSettings
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 0.25  # the inference loop wakes at least this often, audio or not
+
+
+class DaemonError(RuntimeError):
+    """The daemon cannot start (model or source unusable); the message says why."""
+
+
+def make_source(config: Config) -> AudioSource:
+    """The configured source (not started)."""
+    audio = config.audio
+    source_id = audio.source_id or audio.source
+    if audio.source == "wav":
+        from kwsd.audio.wav_source import WavSource
+        return WavSource(audio.wav, source_id, realtime=audio.realtime, chunk_ms=audio.chunk_ms,
+                         loop=audio.loop, queue_ms=audio.queue_ms)
+    if audio.source == "stdin":
+        from kwsd.audio.stdin_source import StdinSource
+        return StdinSource(source_id, rate=audio.stdin_rate, channels=audio.stdin_channels,
+                           chunk_ms=audio.chunk_ms, queue_ms=audio.queue_ms)
+    from kwsd.audio.microphone import MicrophoneSource
+    return MicrophoneSource(audio.device, source_id, chunk_ms=audio.chunk_ms,
+                            queue_ms=audio.queue_ms, retry_initial_s=audio.retry_initial_s,
+                            retry_max_s=audio.retry_max_s,
+                            stall_timeout_s=audio.stall_timeout_s)
+
+
+def _bundle_signature(path: Path) -> tuple:
+    """Changes when any file of the bundle changes (reload only reloads a changed model)."""
+    try:
+        return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                            for p in path.iterdir() if p.is_file()))
+    except OSError:
+        return ()
+
+
+def load_model(path: Path, warmup: bool = True) -> Any:
+    """Load a bundle and run one inference (so the first real window is not the slow one)."""
+    from kwsd.model.bundle import load_bundle
+    from kwsd.model.streaming import StreamingClassifier
+
+    bundle = load_bundle(path)
+    if warmup:
+        clf = StreamingClassifier(bundle)
+        clf.accept(np.zeros(int(bundle.window_samples) + int(bundle.hop_samples), np.int16), 0)
+    return bundle
+
+
+class SourceRunner:
+    """One source + its pipeline + the inference thread between them."""
+
+    def __init__(self, source: AudioSource, pipeline: Pipeline, bus: EventBus) -> None:
+        self.source = source
+        self.pipeline = pipeline
+        self.bus = bus
+        self.heartbeat = time.monotonic()
+        self._next_pipeline: Pipeline | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"infer-{source.source_id}",
+                                        daemon=True)
+        self.done = threading.Event()
+
+    def start(self) -> None:
+        self.source.start()
+        self._thread.start()
+
+    def replace_pipeline(self, pipeline: Pipeline) -> None:
+        """Takes effect between two chunks (the inference thread swaps it)."""
+        self._next_pipeline = pipeline
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        self.source.stop()
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.heartbeat = time.monotonic()
+                if self._next_pipeline is not None:
+                    self.pipeline, self._next_pipeline = self._next_pipeline, None
+                chunk = self.source.read(HEARTBEAT_S)
+                if chunk is None:
+                    if self.source.finished:
+                        for event in self.pipeline.flush():
+                            self.bus.publish(event)
+                        log.info("%s: %s", self.source.source_id, self.source.detail or "ended")
+                        return
+                    continue
+                for event in self.pipeline.process(chunk):
+                    self.bus.publish(event)
+        except Exception:
+            log.exception("%s: inference thread failed", self.source.source_id)
+            self.source.state = SourceState.DEGRADED
+            self.source.detail = "inference thread failed (see log)"
+        finally:
+            self.done.set()
+
+
+class Daemon:
+    """See TEAM-NOTES: `.bundle`, `.bus`, `.config`, `.status()`, `.open_stream()`, `.reload()`,
+    `.stop()`, `.serving`, `.stopping`."""
+
+    def __init__(self, config: Config, bus: EventBus | None = None) -> None:
+        self.config = config
+        self.bus = bus or EventBus()
+        self.bundle: Any = None
+        self.settings = PipelineSettings.from_config(config)
+        self.thresholds: dict[str, float] = {}
+        self.serving = False
+        self.stopping = False
+        self.started_at = time.monotonic()
+        self.reloads = 0
+        self.last_reload_error = ""
+        self._runners: list[SourceRunner] = []
+        self._streams: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+        self._lock = threading.RLock()
+        self._bundle_sig: tuple = ()
+        self._closed_stats = {"audio_s": 0.0, "busy_s": 0.0, "open_s": 0.0}
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Load the model (with warm-up), start sources and inference threads."""
+        import torch
+
+        from kwsd.model.bundle import ModelBundleError
+
+        torch.set_num_threads(self.config.engine.torch_threads)
+        path = self.config.model_path()
+        t0 = time.monotonic()
+        try:
+            self.bundle = load_model(path, self.config.engine.warmup)
+        except ModelBundleError as exc:
+            raise DaemonError(f"model.path: {exc}") from None
+        self._bundle_sig = _bundle_signature(path)
+        self.thresholds = resolve_thresholds(self.bundle.keywords, self.bundle.thresholds,
+                                             self.settings.decision)
+        log.info("model %s loaded from %s in %.2f s (keywords: %s)", self.bundle.model_id, path,
+                 time.monotonic() - t0, ", ".join(self.bundle.keywords))
+        runner = self._make_runner(self.config, self.bundle, self.settings)
+        with self._lock:
+            self._runners = [runner]
+        runner.start()
+        self.started_at = time.monotonic()
+        self.serving = True
+
+    def _make_runner(self, config: Config, bundle: Any, settings: PipelineSettings
+                     ) -> SourceRunner:
+        from kwsd.audio.source import SourceError
+
+        try:
+            source = make_source(config)
+        except SourceError as exc:
+            raise DaemonError(f"audio: {exc}") from None
+        pipeline = Pipeline(bundle, source.source_id, settings)
+        return SourceRunner(source, pipeline, self.bus)
+
+    def stop(self, timeout: float = 1.5) -> None:
+        """Stop sources and threads, then close the bus (every subscriber's stream ends)."""
+        self.stopping = True
+        self.serving = False
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            runners = list(self._runners)
+        for runner in runners:
+            runner.stop(max(0.05, deadline - time.monotonic()))
+        self.bus.close()
+
+    def wait_sources(self, timeout: float | None = None) -> bool:
+        """Block until every source has ended (files); True if they have."""
+        with self._lock:
+            runners = list(self._runners)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for runner in runners:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not runner.done.wait(left):
+                return False
+        return True
+
+    @property
+    def sources_finished(self) -> bool:
+        with self._lock:
+            return all(r.done.is_set() for r in self._runners)
+
+    # --- client streams ------------------------------------------------------------------------
+    def open_stream(self, source_id: str) -> Pipeline:
+        """A fresh pipeline for a client's audio, sharing the loaded model."""
+        if self.bundle is None or self.stopping:
+            raise DaemonError("not serving")
+        pipeline = Pipeline(self.bundle, source_id, self.settings)
+        self._streams.add(pipeline)
+        return pipeline
+
+    # --- health and status ---------------------------------------------------------------------
+    def healthy(self, max_age_s: float = 5.0) -> bool:
+        """True while every inference loop keeps turning (audio or not): the watchdog's test."""
+        now = time.monotonic()
+        with self._lock:
+            runners = list(self._runners)
+        for r in runners:
+            if r.done.is_set():
+                continue  # a file that ended is not a stuck pipeline
+            if not r.alive or now - r.heartbeat > max_age_s:
+                return False
+        return True
+
+    def status(self) -> dict:
+        with self._lock:
+            runners = list(self._runners)
+        sources = []
+        audio = busy = opened = 0.0
+        for r in runners:
+            p = r.pipeline
+            info = r.source.info()
+            info["rtf"] = round(p.rtf, 4)
+            info["vad_duty_cycle"] = round(p.vad_duty_cycle, 4)
+            info["detections"] = p.detections
+            info["gate_open"] = bool(p.gate.is_open)
+            sources.append(info)
+            audio += p.audio_s
+            busy += p.busy_s
+            opened += p.vad_duty_cycle * p.audio_s
+        streams = [s for s in list(self._streams) if not s.closed]
+        return {
+            "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "sources": sources,
+            "vad_duty_cycle": round(opened / audio, 4) if audio else 0.0,
+            "rtf": round(busy / audio, 4) if audio else 0.0,
+            "overflows": sum(s["overflows"] for s in sources),
+            "streams_open": len(streams),
+            "subscribers": self.bus.stats(),
+            "serving": self.serving,
+            "stopping": self.stopping,
+            "model_id": getattr(self.bundle, "model_id", ""),
+            "reloads": self.reloads,
+            "last_reload_error": self.last_reload_error,
+        }
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS= (what `systemctl status` shows)."""
+        st = self.status()
+        parts = []
+        for s in st["sources"]:
+            parts.append(f"{s['id']} {s['state']}" + (f" ({s['detail']})" if s["state"] !=
+                                                        "running" else ""))
+        det = sum(s["detections"] for s in st["sources"])
+        return (f"{'; '.join(parts) or 'no source'}; speech {st['vad_duty_cycle'] * 100:.1f}% "
+                f"of audio; rtf {st['rtf']:.3f}; {det} detections; "
+                f"{len(st['subscribers'])} subscribers")
+
+    # --- reload --------------------------------------------------------------------------------
+    def reload(self, config: Config | None = None) -> bool:
+        """Re-read the config file (same CLI overrides) and apply thresholds, VAD, model and
+        source atomically. On any error: log why, keep everything running as it was, False."""
+        from kwsd.model.bundle import ModelBundleError
+
+        try:
+            new = config or load_config(self.config.path or None, self.config.overrides,
+                                        missing_ok=not self.config.path)
+            path = new.model_path()
+            sig = _bundle_signature(path)
+            bundle = self.bundle
+            if path != self.config.model_path() or sig != self._bundle_sig:
+                try:
+                    bundle = load_model(path, new.engine.warmup)
+                except ModelBundleError as exc:
+                    raise ConfigError("model.path", str(exc)) from None
+            settings = PipelineSettings.from_config(new)
+            thresholds = resolve_thresholds(bundle.keywords, bundle.thresholds,
+                                            settings.decision)
+            source_changed = new.audio != self.config.audio
+            with self._lock:
+                old_runners = list(self._runners)
+            if source_changed:
+                new_runners = [self._make_runner(new, bundle, settings)]
+            else:
+                new_pipelines = [Pipeline(bundle, r.source.source_id, settings)
+                                 for r in old_runners]
+        except (ConfigError, DaemonError, ValueError, OSError) as exc:
+            self.last_reload_error = str(exc)
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return False
+        # Everything is built: swap.
+        if source_changed:
+            for r in old_runners:
+                r.stop(0.5)
+            with self._lock:
+                self._runners = new_runners
+            for r in new_runners:
+                r.start()
+        else:
+            for r, p in zip(old_runners, new_pipelines, strict=True):
+                r.replace_pipeline(p)
+        import torch
+        torch.set_num_threads(new.engine.torch_threads)
+        model_changed = bundle is not self.bundle
+        self.bundle, self.settings, self.thresholds, self.config = bundle, settings, thresholds, new
+        self._bundle_sig = _bundle_signature(path)
+        self.reloads += 1
+        self.last_reload_error = ""
+        log.info("reloaded %s%s%s", new.path or "(defaults)",
+                 f"; model {bundle.model_id}" if model_changed else "",
+                 "; source restarted" if source_changed else "")
+        return True
