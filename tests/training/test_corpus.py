@@ -1,0 +1,104 @@
+"""Render a tiny real corpus with espeak-ng: manifest, keyword timing, resumability, split."""
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kwsd.audio.chunk import SAMPLE_RATE
+from kwsd.audio.wavfile import read_wav
+from kwsd.training import corpus, texts
+from kwsd.training.voices import available_voices
+
+pytestmark = pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed")
+
+TINY = corpus.Plan(kw_variants=1, carriers_per_kw=1, confusables=2, partials=2, words=2,
+                   sentences=2, noise_clips=4)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, list[dict]]:
+    out = tmp_path_factory.mktemp("corpus")
+    assert corpus.run(out, "corpus", 1, ["espeak", "noise"], TINY, limit_voices=2) == 0
+    with open(out / "manifest.csv", newline="") as f:
+        return out, list(csv.DictReader(f))
+
+
+def test_manifest_lists_every_clip_with_columns(tiny) -> None:
+    out, rows = tiny
+    assert set(corpus.MANIFEST_FIELDS) <= set(rows[0])
+    labels = {r["label"] for r in rows}
+    assert set(texts.KEYWORDS) <= labels and {"_unknown_", "_silence_"} <= labels
+    wavs = {p.relative_to(out).as_posix() for p in out.rglob("*.wav")}
+    assert wavs == {r["file"] for r in rows}
+
+
+def test_clips_are_16k_speech_with_keyword_inside_its_span(tiny) -> None:
+    out, rows = tiny
+    for r in rows:
+        x, rate = read_wav(out / r["file"])
+        assert rate == SAMPLE_RATE
+        assert float(r["duration_s"]) == pytest.approx(len(x) / SAMPLE_RATE, abs=1e-3)
+        if r["label"] == "_silence_":
+            continue
+        assert np.sqrt(np.mean(x ** 2)) > 0.01, r["file"]
+        if r["label"] != "_unknown_":
+            start, end = float(r["kw_start_s"]), float(r["kw_end_s"])
+            assert 0 < start < end <= len(x) / SAMPLE_RATE
+            a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+            inside = np.sqrt(np.mean(x[a:b] ** 2))
+            before = np.sqrt(np.mean(x[max(0, a - 800):a] ** 2)) if a >= 800 else 0.0
+            assert inside > 0.02 and inside > 3 * before, r["file"]
+
+
+def test_in_sentence_keywords_have_speech_around_them(tiny) -> None:
+    _, rows = tiny
+    sent = [r for r in rows if r["kind"] == "keyword_sentence"]
+    assert sent
+    for r in sent:
+        kw = texts.KEYWORDS[r["label"]]
+        assert any(s in r["text"] for s in kw) and len(r["text"].split()) > len(kw[0].split())
+
+
+def test_negatives_never_contain_a_keyword(tiny) -> None:
+    _, rows = tiny
+    for r in rows:
+        if r["label"] == "_unknown_":
+            assert not texts.contains_keyword(r["text"]), r["text"]
+
+
+def test_second_run_renders_nothing_new(tiny, capsys) -> None:
+    out, rows = tiny
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
+    assert corpus.run(out, "corpus", 1, ["espeak", "noise"], TINY, limit_voices=2) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")} == before
+    assert "0 new" in capsys.readouterr().out
+
+
+def test_split_holds_out_whole_speakers() -> None:
+    voices = list(available_voices())
+    by_speaker: dict[str, set[str]] = {}
+    for v in voices:
+        by_speaker.setdefault(v.speaker, set()).add(corpus.split_of(v))
+    assert all(len(s) == 1 for s in by_speaker.values())
+    val = sum(1 for s in by_speaker.values() if s == {"val"})
+    assert 0.05 <= val / len(by_speaker) <= 0.35
+
+
+def test_espeak_formant_voices_are_capped() -> None:
+    voices = list(available_voices())
+    if len({v.engine for v in voices}) < 2:
+        pytest.skip("only espeak-ng installed")
+    jobs = corpus.corpus_jobs(voices, corpus.Plan())
+    engine = {v.name: v.engine for v in voices}
+    share = sum(engine[j.voice] == "espeak" for j in jobs) / len(jobs)
+    assert share <= corpus.Plan().espeak_share + 0.02
+
+
+def test_contains_keyword() -> None:
+    assert texts.contains_keyword("hey Computer, lights")
+    assert texts.contains_keyword("say on-word now") and texts.contains_keyword("on word")
+    assert texts.contains_keyword("the think engine")
+    assert not texts.contains_keyword("the commuter thinks about the engine")
+    assert not texts.contains_keyword("onward and upward")
