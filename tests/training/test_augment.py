@@ -98,3 +98,11 @@ def test_babble_is_unit_rms() -> None:
     b = A.babble(rng, SAMPLE_RATE, clips)
     assert len(b) == SAMPLE_RATE
     assert np.sqrt(np.mean(b ** 2)) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_room_rirs_deterministic_when_installed() -> None:
+    pytest.importorskip("pyroomacoustics")
+    a = A.room_rirs(4, seed=1)
+    A.room_rirs.cache_clear()
+    b = A.room_rirs(4, seed=1)
+    assert len(a) == 4 and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))

