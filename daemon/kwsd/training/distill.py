@@ -1,0 +1,602 @@
+"""Layer-wise distillation of the demo encoder from the Whisper base teacher (issue 7).
+
+Why: an encoder trained from scratch on synthetic voices learns the voices, not speech. The
+student (DistilHuBERT architecture, demo size) instead learns to predict a teacher pretrained on
+real speech, the way DistilHuBERT was made from HuBERT: linear prediction heads on the student's
+last layer regress several teacher layers (L1 + -log sigmoid(cosine), per frame), and are thrown
+away afterwards.
+
+Two stages, so the teacher runs once and the student can train for many epochs:
+
+1. `build_cache`: every clip is packed with others into 30 s teacher windows (see
+   `kwsd.training.teacher`), the teacher's chosen layers are stored as float16 next to the clean
+   clip audio, in shards (`shard-NNNNN.audio.npy` int16, `.teacher.npy` [frames, layers, 512],
+   `.index.npz`), plus per-dimension running statistics used to standardise the targets.
+   Incremental: files already cached are skipped.
+2. `train`: random 1-2 s crops, aligned to the teacher's frame grid, augmented on the fly
+   (noise, reverberation, EQ, telephone channel; no speed change or time shift, which would move
+   the audio against its targets) while the target comes from the clean audio, so the student
+   learns to hear through the channel. Deterministic per (seed, step), resumable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kwsd.audio.convert import float_to_int16, int16_to_float
+from kwsd.audio.wavfile import WavError, read_wav_16k
+from kwsd.model.config import EncoderConfig
+from kwsd.model.distilhubert import DistilHubert
+from kwsd.training import teacher as T
+
+log = logging.getLogger(__name__)
+
+PAD = 1600  # silence kept on each side of a cached clip (0.1 s, a multiple of 320)
+MAX_CLIP = 25 * T.SAMPLE_RATE  # longer files are cut into pieces of at most this
+DEFAULT_LAYERS = (2, 4, 6)  # Whisper base has 6 blocks; like DistilHuBERT's 4/8/12 of 12
+
+
+# ------------------------------------------------------------------------------------------
+# Stage 1: the teacher cache
+# ------------------------------------------------------------------------------------------
+@dataclass
+class CacheMeta:
+    teacher: str
+    layers: list[int]
+    dim: int
+    frame_hop: int = T.FRAME_HOP
+    pad: int = PAD
+    shards: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # every file cached, in order
+
+    @classmethod
+    def read(cls, cache_dir: Path) -> CacheMeta:
+        return cls(**json.loads((cache_dir / "meta.json").read_text(encoding="utf-8")))
+
+    def write(self, cache_dir: Path) -> None:
+        tmp = cache_dir / "meta.json.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+        tmp.replace(cache_dir / "meta.json")
+
+
+def find_audio(roots: list[Path]) -> list[Path]:
+    """All .wav files under the given folders (or the files themselves), sorted."""
+    out: list[Path] = []
+    for root in roots:
+        if root.is_file():
+            out.append(root)
+        elif root.is_dir():
+            out.extend(sorted(root.rglob("*.wav")))
+        else:
+            raise FileNotFoundError(f"{root}: no such file or folder")
+    return out
+
+
+def _pieces(samples: np.ndarray) -> list[np.ndarray]:
+    """A file's audio cut into teacher-sized pieces (most files are one piece)."""
+    if len(samples) <= MAX_CLIP:
+        return [samples]
+    n = math.ceil(len(samples) / MAX_CLIP)
+    step = math.ceil(len(samples) / n)
+    return [samples[i: i + step] for i in range(0, len(samples), step)]
+
+
+class _Stats:
+    """Running per-layer, per-dimension sums for target standardisation."""
+
+    def __init__(self, path: Path, layers: int, dim: int) -> None:
+        self.path = path
+        if path.is_file():
+            z = np.load(path)
+            self.n, self.s, self.ss = float(z["n"]), z["s"], z["ss"]
+        else:
+            self.n, self.s, self.ss = 0.0, np.zeros((layers, dim)), np.zeros((layers, dim))
+
+    def add(self, frames: np.ndarray) -> None:
+        x = frames.astype(np.float64)
+        self.n += x.shape[0]
+        self.s += x.sum(0)
+        self.ss += (x * x).sum(0)
+
+    def save(self) -> None:
+        mean = self.s / max(self.n, 1.0)
+        std = np.sqrt(np.maximum(self.ss / max(self.n, 1.0) - mean ** 2, 1e-8))
+        with open(self.path, "wb") as f:
+            np.savez(f, n=self.n, s=self.s, ss=self.ss, mean=mean.astype(np.float32),
+                     std=std.astype(np.float32))
+
+
+def check_against_ctranslate2(encoder: T.WhisperEncoderTorch, mel: torch.Tensor) -> float:
+    """Max |torch port - CTranslate2| on the final layer for one window, relative to its peak."""
+    reference = T.WhisperTeacher(threads=1).encode_mel(mel[:1])
+    ours = encoder(mel[:1])[-1].numpy()
+    return float(np.abs(ours - reference).max() / (np.abs(reference).max() + 1e-9))
+
+
+def build_cache(files: list[Path], cache_dir: Path, layers: tuple[int, ...] = DEFAULT_LAYERS,
+                windows_per_shard: int = 32, batch_windows: int = 2,
+                progress: bool = True) -> CacheMeta:
+    """Run the teacher over every not yet cached file; append shards to `cache_dir`."""
+    from tqdm import tqdm
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    encoder = T.load_torch_teacher()
+    if max(layers) > encoder.num_layers or min(layers) < 1:
+        raise ValueError(f"teacher layers must be in 1..{encoder.num_layers}, got {layers}")
+    if (cache_dir / "meta.json").is_file():
+        meta = CacheMeta.read(cache_dir)
+        if meta.layers != list(layers):
+            raise ValueError(f"{cache_dir} holds teacher layers {meta.layers}, not {list(layers)}")
+    else:
+        meta = CacheMeta(teacher=T.TEACHER_ID, layers=list(layers), dim=512)
+    done = set(meta.sources)
+    todo = [f for f in files if str(f) not in done]
+    log.info("teacher cache %s: %d files cached, %d to do", cache_dir, len(done), len(todo))
+    stats = _Stats(cache_dir / "stats.npz", len(layers), 512)
+    budget = windows_per_shard * (T.WINDOW_SAMPLES - 2 * PAD)
+    checked = False
+    bar = tqdm(total=len(todo), unit="file", disable=not progress, desc="teacher")
+    i = 0
+    while i < len(todo):
+        # Gather one shard's worth of clips.
+        clips: list[np.ndarray] = []
+        owners: list[int] = []
+        group: list[Path] = []
+        used = 0
+        while i < len(todo) and used < budget:
+            path = todo[i]
+            i += 1
+            bar.update(1)
+            try:
+                samples = read_wav_16k(path)
+            except (WavError, OSError, ValueError) as exc:
+                log.warning("skipping %s: %s", path, exc)
+                continue
+            group.append(path)
+            if len(samples) < T.FRAME_HOP:
+                continue
+            for piece in _pieces(samples):
+                clips.append(int16_to_float(piece))
+                owners.append(len(meta.sources) + len(group) - 1)
+                used += len(piece) + 2 * PAD + T.FRAME_HOP
+        if not clips:
+            meta.sources.extend(str(p) for p in group)
+            continue
+        placements = T.pack_clips([len(c) for c in clips], gap=2 * PAD, margin=PAD)
+        windows = T.render_windows(clips, placements)
+        states = np.zeros((len(windows), T.ENC_FRAMES, len(layers), 512), np.float16)
+        for w in range(0, len(windows), batch_windows):
+            mel = T.whisper_log_mel(windows[w: w + batch_windows])
+            if not checked:
+                err = check_against_ctranslate2(encoder, mel)
+                log.info("torch teacher vs CTranslate2 (final layer): max rel. error %.2e", err)
+                if err > 1e-2:
+                    raise RuntimeError(f"torch port of the teacher disagrees with CTranslate2 "
+                                       f"(max relative error {err:.3g})")
+                checked = True
+            out = encoder(mel, upto=max(layers))
+            states[w: w + batch_windows] = torch.stack([out[k - 1] for k in layers],
+                                                       dim=2).numpy().astype(np.float16)
+        audio_parts, frame_parts, rows = [], [], []
+        a_off = f_off = 0
+        for p in placements:
+            a0 = p.start - PAD
+            seg = windows[p.window, a0: p.start + p.length + PAD]
+            j0 = a0 // T.FRAME_HOP
+            nf = math.ceil(len(seg) / T.FRAME_HOP)
+            frames = states[p.window, j0: j0 + nf]
+            audio_parts.append(float_to_int16(seg))
+            frame_parts.append(frames)
+            stats.add(frames[PAD // T.FRAME_HOP: nf - PAD // T.FRAME_HOP].astype(np.float32))
+            rows.append((a_off, len(seg), f_off, nf, owners[p.index]))
+            a_off += len(seg)
+            f_off += nf
+        name = f"shard-{len(meta.shards):05d}"
+        np.save(cache_dir / f"{name}.audio.npy", np.concatenate(audio_parts))
+        np.save(cache_dir / f"{name}.teacher.npy", np.concatenate(frame_parts))
+        np.savez(cache_dir / f"{name}.index.npz", rows=np.array(rows, dtype=np.int64))
+        stats.save()
+        meta.shards.append(name)
+        meta.sources.extend(str(p) for p in group)
+        meta.write(cache_dir)
+        log.info("%s: %d clips, %.1f min audio, %d teacher windows", name, len(rows),
+                 a_off / T.SAMPLE_RATE / 60, len(windows))
+    bar.close()
+    meta.write(cache_dir)
+    return meta
+
+
+# ------------------------------------------------------------------------------------------
+# Stage 2: crops from the cache
+# ------------------------------------------------------------------------------------------
+@dataclass
+class Segment:
+    shard: int
+    a_off: int
+    a_len: int
+    f_off: int
+    f_len: int
+    source: int
+
+
+class TeacherCache:
+    """Read side of the cache: clean segment audio and standardised teacher frames (mmap)."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.dir = Path(cache_dir)
+        if not (self.dir / "meta.json").is_file():
+            raise FileNotFoundError(f"{self.dir}: no teacher cache (run `kwsd distill cache`)")
+        self.meta = CacheMeta.read(self.dir)
+        z = np.load(self.dir / "stats.npz")
+        self.mean = z["mean"].astype(np.float32)
+        self.std = z["std"].astype(np.float32)
+        self.segments: list[Segment] = []
+        for s, name in enumerate(self.meta.shards):
+            for row in np.load(self.dir / f"{name}.index.npz")["rows"]:
+                self.segments.append(Segment(s, *[int(v) for v in row]))
+        self._audio: dict[int, np.ndarray] = {}
+        self._frames: dict[int, np.ndarray] = {}
+
+    def audio(self, shard: int) -> np.ndarray:
+        if shard not in self._audio:
+            name = self.meta.shards[shard]
+            self._audio[shard] = np.load(self.dir / f"{name}.audio.npy", mmap_mode="r")
+        return self._audio[shard]
+
+    def frames(self, shard: int) -> np.ndarray:
+        if shard not in self._frames:
+            name = self.meta.shards[shard]
+            self._frames[shard] = np.load(self.dir / f"{name}.teacher.npy", mmap_mode="r")
+        return self._frames[shard]
+
+    def source(self, seg: Segment) -> str:
+        return self.meta.sources[seg.source]
+
+    @property
+    def hours(self) -> float:
+        return sum(s.a_len - 2 * PAD for s in self.segments) / T.SAMPLE_RATE / 3600
+
+    def crop(self, seg: Segment, m: int, frames: int) -> tuple[np.ndarray, np.ndarray,
+                                                              np.ndarray]:
+        """Audio for student frames 0..frames-1 paired with teacher segment frames m..m+frames-1.
+
+        Returns (int16 audio of 400 + 320 (frames - 1) samples, standardised targets
+        [frames, layers, dim] float32, mask [frames] bool). Outside the segment the audio is
+        silence (as it was in the teacher's window) and the frames are masked.
+        """
+        n = T.STUDENT_CENTRE * 2 + T.FRAME_HOP * (frames - 1)
+        s = T.FRAME_HOP * m - T.STUDENT_CENTRE
+        audio = np.zeros(n, np.int16)
+        src = self.audio(seg.shard)[seg.a_off: seg.a_off + seg.a_len]
+        lo, hi = max(s, 0), min(s + n, seg.a_len)
+        if hi > lo:
+            audio[lo - s: hi - s] = src[lo:hi]
+        idx = np.arange(m, m + frames)
+        mask = (idx >= 0) & (idx < seg.f_len)
+        targets = np.zeros((frames, len(self.meta.layers), self.meta.dim), np.float32)
+        if mask.any():
+            f0, f1 = int(idx[mask][0]), int(idx[mask][-1]) + 1
+            raw = self.frames(seg.shard)[seg.f_off + f0: seg.f_off + f1].astype(np.float32)
+            targets[mask] = (raw - self.mean) / self.std
+        return audio, targets, mask
+
+
+def held_out(source: str, percent: int) -> bool:
+    """A stable split by file name (crc32), so validation files never train."""
+    return zlib.crc32(source.encode("utf-8")) % 100 < percent
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 4000
+    batch_size: int = 12
+    min_crop_s: float = 1.0
+    max_crop_s: float = 2.0
+    lr: float = 5e-4
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    grad_clip: float = 5.0
+    cos_weight: float = 1.0
+    p_clean: float = 0.15  # share of crops the student also hears unaugmented
+    seed: int = 1234
+    val_percent: int = 2
+    val_crops: int = 64
+    val_every: int = 250
+    save_every: int = 100
+    log_every: int = 20
+    bf16: bool = True
+
+
+def augmenter_for_distillation(cache: TeacherCache, rng: np.random.Generator):
+    """The corpus augmenter minus anything that moves audio in time (speed, shift)."""
+    from kwsd.training.augment import AugmentConfig, Augmenter
+
+    cfg = AugmentConfig(p_speed=0.0, max_shift_s=0.0)
+    picks = rng.choice(len(cache.segments), size=min(200, len(cache.segments)), replace=False)
+    babble = []
+    for k in picks:
+        seg = cache.segments[int(k)]
+        babble.append(np.asarray(cache.audio(seg.shard)[seg.a_off: seg.a_off + seg.a_len]))
+    return Augmenter(cfg, babble_speech=babble)
+
+
+class CropBatches(torch.utils.data.IterableDataset):
+    """Batches for steps start..steps-1; batch i depends only on (seed, i)."""
+
+    def __init__(self, cache_dir: Path, cfg: TrainConfig, start: int, stop: int,
+                 indices: list[int], augment: bool = True, fixed_seed: int | None = None
+                 ) -> None:
+        self.cache_dir, self.cfg, self.start, self.stop = cache_dir, cfg, start, stop
+        self.indices = indices
+        self.augment = augment
+        self.fixed_seed = fixed_seed
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        cache = TeacherCache(self.cache_dir)
+        aug = augmenter_for_distillation(cache, np.random.default_rng(self.cfg.seed))
+        weights = np.array([cache.segments[i].f_len for i in self.indices], np.float64)
+        weights /= weights.sum()
+        for step in range(self.start, self.stop):
+            seed = self.cfg.seed if self.fixed_seed is None else self.fixed_seed
+            rng = np.random.default_rng([seed, step])
+            yield make_batch(cache, self.indices, weights, self.cfg, rng,
+                             aug if self.augment else None, step)
+
+
+def make_batch(cache: TeacherCache, indices: list[int], weights: np.ndarray, cfg: TrainConfig,
+               rng: np.random.Generator, aug, step: int) -> dict[str, torch.Tensor]:
+    lo = int(cfg.min_crop_s * T.SAMPLE_RATE - 2 * T.STUDENT_CENTRE) // T.FRAME_HOP + 1
+    hi = int(cfg.max_crop_s * T.SAMPLE_RATE - 2 * T.STUDENT_CENTRE) // T.FRAME_HOP + 1
+    frames = int(rng.integers(lo, hi + 1))
+    waves, targets, masks, clean = [], [], [], []
+    for k in rng.choice(len(indices), size=cfg.batch_size, p=weights):
+        seg = cache.segments[indices[int(k)]]
+        a, b = sorted((0, seg.f_len - frames))
+        m = int(rng.integers(a, b + 1))
+        audio, tgt, mask = cache.crop(seg, m, frames)
+        clean.append(int16_to_float(audio))
+        if aug is not None and rng.random() >= cfg.p_clean:
+            audio = aug.apply(audio, rng).samples
+        else:  # clean, but still at a random level
+            peak = max(int(np.abs(audio.astype(np.int32)).max()), 1)
+            audio = float_to_int16(int16_to_float(audio) * (10 ** (rng.uniform(-18, 3) / 20)
+                                                            * 32768 / peak))
+        waves.append(int16_to_float(audio))
+        targets.append(tgt)
+        masks.append(mask)
+    return {"wave": torch.from_numpy(np.stack(waves)),
+            "clean": torch.from_numpy(np.stack(clean)),
+            "targets": torch.from_numpy(np.stack(targets)),
+            "mask": torch.from_numpy(np.stack(masks)),
+            "step": torch.tensor(step)}
+
+
+# ------------------------------------------------------------------------------------------
+# The student and its loss
+# ------------------------------------------------------------------------------------------
+class Distiller(nn.Module):
+    """Student encoder + one linear prediction head per teacher layer (heads are discarded)."""
+
+    def __init__(self, cfg: EncoderConfig, num_targets: int, target_dim: int) -> None:
+        super().__init__()
+        self.student = DistilHubert(cfg)
+        self.heads = nn.ModuleList(nn.Linear(cfg.hidden_size, target_dim)
+                                   for _ in range(num_targets))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """[B, T] -> predictions [B, frames, num_targets, target_dim]."""
+        last = self.student(wave)[-1]
+        return torch.stack([head(last) for head in self.heads], dim=2)
+
+
+def distill_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                 cos_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """DistilHuBERT's loss: per target layer, mean L1 - cos_weight * mean log sigmoid(cos)."""
+    pred = pred.float()
+    frames = min(pred.shape[1], target.shape[1])
+    pred, target, mask = pred[:, :frames], target[:, :frames], mask[:, :frames]
+    w = mask.float()
+    denom = w.sum().clamp(min=1.0)
+    l1 = ((pred - target).abs().mean(-1) * w[..., None]).sum((0, 1)) / denom  # [layers]
+    cos = (F.cosine_similarity(pred, target, dim=-1) * w[..., None]).sum((0, 1)) / denom
+    logsig = (F.logsigmoid(F.cosine_similarity(pred, target, dim=-1))
+              * w[..., None]).sum((0, 1)) / denom
+    total = (l1 - cos_weight * logsig).sum()
+    info = {"loss": float(total.detach()), "l1": float(l1.detach().mean()),
+            "cos": float(cos.detach().mean())}
+    for i in range(len(l1)):
+        info[f"cos{i}"] = float(cos[i].detach())
+    return total, info
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the peak."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+# ------------------------------------------------------------------------------------------
+# The training loop
+# ------------------------------------------------------------------------------------------
+CHECKPOINT = "last.pt"
+
+
+def _save_checkpoint(run_dir: Path, model: Distiller, opt: torch.optim.Optimizer, step: int,
+                     cfg: TrainConfig, seconds: float) -> None:
+    tmp = run_dir / (CHECKPOINT + ".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                "config": asdict(cfg), "seconds": seconds,
+                "torch_rng": torch.get_rng_state()}, tmp)
+    tmp.replace(run_dir / CHECKPOINT)
+
+
+def evaluate(model: Distiller, batches: list[dict[str, torch.Tensor]], cfg: TrainConfig
+             ) -> dict[str, float]:
+    """Mean loss/cosine on fixed validation batches, for augmented and clean student input."""
+    model.eval()
+    out: dict[str, float] = {}
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        for key in ("wave", "clean"):
+            infos = [distill_loss(model(b[key]), b["targets"], b["mask"], cfg.cos_weight)[1]
+                     for b in batches]
+            out[f"val_{key}_loss"] = float(np.mean([i["loss"] for i in infos]))
+            out[f"val_{key}_cos"] = float(np.mean([i["cos"] for i in infos]))
+    model.train()
+    return out
+
+
+def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: TrainConfig,
+          resume: bool = False, threads: int = 2, workers: int = 1, progress: bool = True,
+          max_minutes: float | None = None) -> Distiller:
+    """Distil a student; checkpoints to run_dir/last.pt, metrics to run_dir/loss.jsonl."""
+    from tqdm import tqdm
+
+    torch.set_num_threads(threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cache = TeacherCache(cache_dir)
+    val_idx = [i for i, s in enumerate(cache.segments)
+               if held_out(cache.source(s), cfg.val_percent)]
+    train_idx = [i for i, s in enumerate(cache.segments)
+                 if not held_out(cache.source(s), cfg.val_percent)]
+    if not train_idx:
+        raise ValueError(f"{cache_dir}: no training segments")
+    log.info("cache: %d segments (%.2f h), %d train / %d validation", len(cache.segments),
+             cache.hours, len(train_idx), len(val_idx))
+    torch.manual_seed(cfg.seed)
+    model = Distiller(encoder_cfg, len(cache.meta.layers), cache.meta.dim)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, seconds = 0, 0.0
+    ckpt = run_dir / CHECKPOINT
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)  # our own file
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start, seconds = int(state["step"]), float(state["seconds"])
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed from %s at step %d", ckpt, start)
+    elif ckpt.is_file() and not resume:
+        raise FileExistsError(f"{ckpt} exists: pass --resume to continue, or use a new run dir")
+    (run_dir / "train-config.json").write_text(json.dumps(
+        {"train": asdict(cfg), "encoder": encoder_cfg.to_hf_dict(), "cache": str(cache_dir),
+         "teacher": cache.meta.teacher, "layers": cache.meta.layers,
+         "hours": cache.hours}, indent=1) + "\n", encoding="utf-8")
+    val_batches = []
+    if val_idx:
+        vw = np.array([cache.segments[i].f_len for i in val_idx], np.float64)
+        vaug = augmenter_for_distillation(cache, np.random.default_rng(cfg.seed))
+        vcfg = TrainConfig(**{**asdict(cfg), "batch_size": 16})
+        for k in range(max(1, cfg.val_crops // 16)):
+            val_batches.append(make_batch(cache, val_idx, vw / vw.sum(), vcfg,
+                                          np.random.default_rng([cfg.seed, 999_999, k]),
+                                          vaug, k))
+    loader = torch.utils.data.DataLoader(
+        CropBatches(cache_dir, cfg, start, cfg.steps, train_idx), batch_size=None,
+        num_workers=workers, prefetch_factor=4 if workers else None,
+        persistent_workers=False)
+    metrics_file = (run_dir / "loss.jsonl").open("a", encoding="utf-8")
+    model.train()
+    t_last = time.monotonic()
+    t_begin = t_last
+    audio_s = 0.0
+    recent: list[dict[str, float]] = []
+    bar = tqdm(total=cfg.steps, initial=start, unit="step", disable=not progress,
+               desc="distill")
+    step = start
+    for batch in loader:
+        step = int(batch["step"])
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            pred = model(batch["wave"])
+        loss, info = distill_loss(pred, batch["targets"], batch["mask"], cfg.cos_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        info["grad_norm"] = float(nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+        opt.step()
+        audio_s += batch["wave"].numel() / T.SAMPLE_RATE
+        recent.append(info)
+        bar.update(1)
+        step += 1
+        now = time.monotonic()
+        seconds += now - t_last
+        t_last = now
+        record: dict[str, float] | None = None
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            record = {k: float(np.mean([r[k] for r in recent])) for k in recent[0]}
+            recent = []
+        if val_batches and (step % cfg.val_every == 0 or step == cfg.steps):
+            record = {**(record or {}), **evaluate(model, val_batches, cfg)}
+        if record is not None:
+            record.update(step=step, lr=lr_at(step - 1, cfg), train_s=round(seconds, 1),
+                          audio_h=round(audio_s / 3600, 3))
+            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.flush()
+            log.info("step %d %s", step, " ".join(f"{k}={v:.4g}" for k, v in record.items()
+                                                 if k not in ("step",)))
+            bar.set_postfix(loss=f"{record.get('loss', float('nan')):.3f}",
+                            cos=f"{record.get('cos', float('nan')):.3f}")
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            _save_checkpoint(run_dir, model, opt, step, cfg, seconds)
+        if max_minutes is not None and now - t_begin > max_minutes * 60:
+            log.info("stopping at step %d after %.1f min (--max-minutes)", step,
+                     (now - t_begin) / 60)
+            _save_checkpoint(run_dir, model, opt, step, cfg, seconds)
+            break
+    bar.close()
+    metrics_file.close()
+    return model
+
+
+def load_student(run_dir: Path, encoder_cfg: EncoderConfig) -> tuple[DistilHubert, dict]:
+    """The student encoder from a run's last checkpoint (heads dropped)."""
+    state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+    enc = DistilHubert(encoder_cfg)
+    prefix = "student."
+    enc.load_state_dict({k[len(prefix):]: v for k, v in state["model"].items()
+                         if k.startswith(prefix)})
+    return enc.eval(), state
+
+
+def plot_loss(run_dir: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in (run_dir / "loss.jsonl").read_text().splitlines()
+            if line.strip()]
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    tr = [r for r in rows if "loss" in r]
+    va = [r for r in rows if "val_wave_loss" in r]
+    ax[0].plot([r["step"] for r in tr], [r["loss"] for r in tr], label="train (augmented)")
+    ax[0].plot([r["step"] for r in va], [r["val_wave_loss"] for r in va], "o-",
+               label="val augmented")
+    ax[0].plot([r["step"] for r in va], [r["val_clean_loss"] for r in va], "s-",
+               label="val clean")
+    ax[0].set_xlabel("step")
+    ax[0].set_ylabel("L1 - log sigmoid(cos), summed over layers")
+    ax[0].legend()
+    ax[1].plot([r["step"] for r in tr], [r["cos"] for r in tr], label="train cos")
+    ax[1].plot([r["step"] for r in va], [r["val_clean_cos"] for r in va], "s-",
+               label="val clean cos")
+    ax[1].plot([r["step"] for r in va], [r["val_wave_cos"] for r in va], "o-",
+               label="val augmented cos")
+    ax[1].set_xlabel("step")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
