@@ -65,12 +65,14 @@ class Lifecycle:
     """Signals, sd_notify and the main loop around one Daemon."""
 
     def __init__(self, config: Config, *, api: bool = True, exit_at_end: bool = False,
-                 console: TextIO | None = None, console_speech: bool = False) -> None:
+                 console: TextIO | None = None, console_speech: bool = False,
+                 on_ready: Any = None) -> None:
         self.config = config
         self.api = api
         self.exit_at_end = exit_at_end
         self.console = console
         self.console_speech = console_speech
+        self.on_ready = on_ready          # called with the Lifecycle once serving (demo client)
         self.notifier = Notifier()
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -107,6 +109,8 @@ class Lifecycle:
             self.notifier.status(f"failed: {exc}")
             daemon.stop(0.5)
             return 2
+        if self.on_ready is not None:
+            self.on_ready(self)
         self.notifier.ready(daemon.status_line())
         log.info("ready: %s", daemon.status_line())
         return self._loop(daemon)

@@ -17,23 +17,34 @@ class DeviceError(RuntimeError):
 
 
 def _silence_alsa() -> None:
-    """PortAudio probes every ALSA plugin at start and libasound prints each failure to stderr
-    ("ALSA lib pcm.c: ... Unknown PCM cards.pcm.rear"). Install a no-op error handler once."""
+    """PortAudio probes every ALSA plugin and the JACK server at start; libasound and libjack
+    print each failure to stderr ("ALSA lib pcm.c: ... Unknown PCM", "jack server is not
+    running"). Install no-op error handlers once, so the daemon's log says only what matters."""
     global _ALSA_HANDLER
     if _ALSA_HANDLER is not None:
         return
+    handlers: list[Any] = []
     name = ctypes.util.find_library("asound")
-    if not name:
-        _ALSA_HANDLER = False
-        return
-    try:
-        lib = ctypes.cdll.LoadLibrary(name)
-        proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                                 ctypes.c_int, ctypes.c_char_p)
-        _ALSA_HANDLER = proto(lambda *args: None)
-        lib.snd_lib_error_set_handler(_ALSA_HANDLER)
-    except (OSError, AttributeError):
-        _ALSA_HANDLER = False
+    if name:
+        try:
+            lib = ctypes.cdll.LoadLibrary(name)
+            proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                                     ctypes.c_int, ctypes.c_char_p)
+            handlers.append(proto(lambda *args: None))
+            lib.snd_lib_error_set_handler(handlers[-1])
+        except (OSError, AttributeError):
+            pass
+    name = ctypes.util.find_library("jack")
+    if name:
+        try:
+            lib = ctypes.cdll.LoadLibrary(name)
+            proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+            handlers.append(proto(lambda msg: None))
+            lib.jack_set_error_function(handlers[-1])
+            lib.jack_set_info_function(handlers[-1])
+        except (OSError, AttributeError):
+            pass
+    _ALSA_HANDLER = handlers     # keep the callbacks alive
 
 
 def open_pyaudio() -> Any:

@@ -59,6 +59,8 @@ class MicrophoneSource(AudioSource):
         self._out_time: float | None = None   # wall time matching _out_pos
         self.opens = 0
         self.losses = 0
+        self._delivered = False
+        self._device_detail = ""
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -134,13 +136,17 @@ class MicrophoneSource(AudioSource):
                     return
                 delay = min(delay * 2, self.retry_max_s)
                 continue
-            delay = self.retry_initial_s
             reason = self._watch()
             self._close()
             if reason is None:
                 return
-            self.losses += 1
-            self._degrade(f"input device lost ({reason}); retrying")
+            if self._delivered:
+                delay = self.retry_initial_s      # it worked for a while: retry quickly
+                self.losses += 1
+            self._degrade(f"input device lost ({reason}); retry in {delay:.1f} s")
+            if self._stop.wait(delay):
+                return
+            delay = min(delay * 2, self.retry_max_s)
 
     def _degrade(self, detail: str) -> None:
         if self.state != SourceState.DEGRADED or self.detail.split(";")[0] != \
@@ -178,13 +184,17 @@ class MicrophoneSource(AudioSource):
         self.opens += 1
         how = "native" if (rate, channels) == (SAMPLE_RATE, 1) else \
             f"{rate} Hz x{channels} -> 16 kHz mono"
-        self.state = SourceState.RUNNING
-        self.detail = f"{dev['name']} (index {dev['index']}, {how})"
-        log.info("%s: capturing from %s", self.source_id, self.detail)
+        self._device_detail = f"{dev['name']} (index {dev['index']}, {how})"
+        self._delivered = False   # RUNNING only once audio really flows
 
     def _watch(self) -> str | None:
         """Wait while the device delivers; the reason it stopped, or None when told to stop."""
         while not self._stop.wait(min(0.25, self.stall_timeout_s / 4)):
+            if not self._delivered and self._frame_pos > 0:
+                self._delivered = True
+                self.state = SourceState.RUNNING
+                self.detail = self._device_detail
+                log.info("%s: capturing from %s", self.source_id, self.detail)
             stream = self._stream
             try:
                 active = stream is not None and stream.is_active()
@@ -194,7 +204,7 @@ class MicrophoneSource(AudioSource):
                 return "stream stopped"
             silent_for = time.monotonic() - self._last_block
             if silent_for > self.stall_timeout_s:
-                return f"no audio for {silent_for:.1f} s"
+                return f"no audio for {self.stall_timeout_s:g} s"
         return None
 
     def _close(self) -> None:
