@@ -55,6 +55,20 @@ def speech_wav(shared_data) -> Path:
     return shared_data / "real-dev" / SPEECH_WAV
 
 
+@pytest.fixture(scope="session")
+def padded_wav(speech_wav, tmp_path_factory) -> Path:
+    """The speech between silences: a subscriber has 1.5 s to connect before the first event,
+    and a looping source gives speech begin/end (and fresh detections) on every pass."""
+    import numpy as np
+    from kwsd.audio.wavfile import read_wav_16k, write_wav_16k
+
+    speech = read_wav_16k(speech_wav)
+    samples = np.concatenate([np.zeros(24_000, np.int16), speech, np.zeros(16_000, np.int16)])
+    path = tmp_path_factory.mktemp("wav") / "padded.wav"
+    write_wav_16k(path, samples)
+    return path
+
+
 @pytest.fixture
 def sock_dir() -> Iterator[Path]:
     """Short path: a Unix socket path must fit in 108 bytes."""
