@@ -97,7 +97,8 @@ def render_festival(voice: Voice, text: str, variant: Variant) -> tuple:
         cmd = [exe, "-eval", f"(voice_{voice.voice_id})",
                "-eval", f"(Parameter.set 'Duration_Stretch {1.0 / variant.rate:.3f})",
                "-o", str(wav)]
-        return _run_to_wav(cmd, wav, f"festival voice {voice.voice_id}", stdin=text)
+        audio, rate = _run_to_wav(cmd, wav, f"festival voice {voice.voice_id}", stdin=text)
+    return _pitch_by_resampling(audio, rate, variant.pitch)
 
 
 def render_pico(voice: Voice, text: str, variant: Variant) -> tuple:
