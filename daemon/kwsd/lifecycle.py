@@ -7,6 +7,7 @@ the daemon's inference loops keep turning, so a stuck pipeline makes systemd res
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -46,15 +47,16 @@ def format_event(event: Event) -> str:
     return f"{stamp}.{ms:03d}  ({label} at {event.start_s:.2f} s)  {event.source_id}"
 
 
-def console_subscriber(daemon: Daemon, out: TextIO = sys.stdout,
-                       speech: bool = False) -> threading.Thread:
+def console_subscriber(daemon: Daemon, out: TextIO = sys.stdout, speech: bool = False,
+                       as_json: bool = False) -> threading.Thread:
     """Print each detection as it arrives (an in-process subscriber on the bus)."""
     sub = daemon.bus.subscribe(
         "console", None if speech else (lambda e: e.kind == EventKind.DETECTION))
 
     def run() -> None:
         for event in sub:
-            print(format_event(event), file=out, flush=True)
+            line = json.dumps(event.to_dict()) if as_json else format_event(event)
+            print(line, file=out, flush=True)
 
     thread = threading.Thread(target=run, name="console", daemon=True)
     thread.start()
@@ -66,12 +68,13 @@ class Lifecycle:
 
     def __init__(self, config: Config, *, api: bool = True, exit_at_end: bool = False,
                  console: TextIO | None = None, console_speech: bool = False,
-                 on_ready: Any = None) -> None:
+                 on_ready: Any = None, console_json: bool = False) -> None:
         self.config = config
         self.api = api
         self.exit_at_end = exit_at_end
         self.console = console
         self.console_speech = console_speech
+        self.console_json = console_json
         self.on_ready = on_ready          # called with the Lifecycle once serving (demo client)
         self.notifier = Notifier()
         self._stop = threading.Event()
@@ -96,7 +99,8 @@ class Lifecycle:
         try:
             daemon.start()
             if self.console is not None:
-                console_subscriber(daemon, self.console, self.console_speech)
+                console_subscriber(daemon, self.console, self.console_speech,
+                                   self.console_json)
             if self.api:
                 self.server = start_api(daemon, self.config)
         except (DaemonError, ConfigError) as exc:

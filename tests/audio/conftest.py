@@ -36,3 +36,12 @@ def virtual_mic(tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)
     yield mic
     mic.stop()
+
+
+@pytest.fixture(scope="session")
+def random_bundle_path(tmp_path_factory):
+    """A demo-size bundle with random weights: the live path runs, detections are arbitrary."""
+    from kwsd.model.bundle import make_random_bundle
+
+    return make_random_bundle(tmp_path_factory.mktemp("bundle") / "random",
+                              keywords=("yes", "no"), seed=1)

@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print detections on stdout")
     parser.add_argument("--print-speech", action="store_true",
                         help="with --print: also speech begin/end")
+    parser.add_argument("--json", action="store_true",
+                        help="with --print: one JSON object per line")
     parser.add_argument("--exit-at-end", action="store_true",
                         help="exit when a --wav/--stdin source ends")
 
@@ -91,5 +93,5 @@ def run(args: argparse.Namespace) -> int:
     exit_at_end = args.exit_at_end or False
     life = Lifecycle(config, api=not args.no_api, exit_at_end=exit_at_end,
                      console=sys.stdout if args.print_events else None,
-                     console_speech=args.print_speech)
+                     console_speech=args.print_speech, console_json=args.json)
     return life.run()
