@@ -1,0 +1,30 @@
+"""The optional Prometheus endpoint serves the daemon's figures."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from kwsd.client import KwsdClient
+
+from .conftest import make_config, start
+from .test_tcp_tls import free_port
+
+
+def test_metrics_endpoint(random_bundle, padded_wav, speech_wav, sock_dir):
+    port = free_port()
+    running = start(make_config(random_bundle, padded_wav, sock_dir / "kwsd.sock",
+                                realtime=False, api={"metrics": f"127.0.0.1:{port}"}))
+    try:
+        assert running.daemon.wait_sources(60)
+        with KwsdClient(running.address) as client:
+            client.detect_wav(speech_wav)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        text = text.decode()
+    finally:
+        running.stop()
+    for name in ("kwsd_real_time_factor{source=\"file\"}", "kwsd_real_time_factor{source=\"all\"}",
+                 "kwsd_vad_duty_cycle", "kwsd_input_overflows{source=\"file\"}",
+                 "kwsd_detect_streams_open 0.0", "kwsd_uptime_seconds",
+                 "kwsd_dropped_events{subscriber=\"metrics\"} 0.0"):
+        assert name in text, name
+    assert "# TYPE kwsd_detections_total counter" in text
