@@ -59,6 +59,8 @@ class ModelBundle:
     encoder: DistilHubert
     head: KeywordHead
     meta: dict[str, Any] = field(repr=False)
+    # runtime.shared_inference_encoder: converted encoder copies shared by all streams
+    inference_encoders: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _err(where: Path | str, msg: str) -> ModelBundleError:

@@ -39,15 +39,38 @@ class ConvLayer(nn.Module):
         output of `reference` instead of `x`'s own (streaming's approximate conv cache)."""
         x = self.conv(x)
         if self.norm == "group" and reference is not None:
-            ref = self.conv(reference)
-            var, mean = torch.var_mean(ref, dim=-1, keepdim=True, correction=0)
+            mean, var = self._reference_stats(reference)
             gn = self.layer_norm
-            x = (x - mean) * torch.rsqrt(var + gn.eps) * gn.weight[:, None] + gn.bias[:, None]
+            x = ((x.float() - mean) * torch.rsqrt(var + gn.eps) * gn.weight[:, None].float()
+                 + gn.bias[:, None].float()).to(x.dtype)
         elif self.norm == "group":
             x = self.layer_norm(x)
         elif self.norm == "layer":
             x = self.layer_norm(x.transpose(-2, -1)).transpose(-2, -1)
         return F.gelu(x)
+
+
+    def _reference_stats(self, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and variance over time of conv(reference), [B, C, 1] each.
+
+        For the first layer (one input channel) the conv is W @ frame, so the statistics
+        follow from the frames' mean and 10x10 Gram matrix without computing the conv output:
+        far cheaper than convolving a whole window, and the same numbers up to rounding.
+        """
+        if self.conv.in_channels != 1:
+            ref = self.conv(reference).float()
+            mean = ref.mean(dim=-1, keepdim=True)
+            return mean, (ref * ref).mean(dim=-1, keepdim=True) - mean * mean
+        k, s = self.conv.kernel_size[0], self.conv.stride[0]
+        frames = reference[:, 0].float().unfold(-1, k, s)  # [B, n, k]
+        mu = frames.mean(dim=1)  # [B, k]
+        gram = frames.transpose(1, 2) @ frames / frames.shape[1]  # [B, k, k]
+        w = self.conv.weight[:, 0, :].float()  # [C, k]
+        mean = mu @ w.t()  # [B, C]
+        var = ((w @ gram) * w).sum(dim=-1) - mean * mean
+        if self.conv.bias is not None:
+            mean = mean + self.conv.bias.float()
+        return mean[..., None], var.clamp_min(0.0)[..., None]
 
 
 class FeatureExtractor(nn.Module):
@@ -65,12 +88,13 @@ class FeatureExtractor(nn.Module):
         self.conv_layers = nn.ModuleList(layers)
 
     def forward(self, wave: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        """[B, T] -> [B, C, frames]"""
-        x = wave[:, None]
+        """[B, T] -> [B, C, frames] float32 (each conv computes in its own dtype: runtime.py)."""
+        x = wave[:, None].contiguous()  # oneDNN is slower on strided input
         ref = None if reference is None else reference[:, None]
         for i, layer in enumerate(self.conv_layers):
+            x = x.to(layer.conv.weight.dtype)
             x = layer(x, ref) if i == 0 else layer(x)
-        return x
+        return x.float()
 
 
 class FeatureProjection(nn.Module):
@@ -163,13 +187,19 @@ class Encoder(nn.Module):
         """Projected features -> HF's hidden_states[0] (x + posconv(x), layer-normed)."""
         return self.layer_norm(x + self.pos_conv_embed(x))
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.embed_positions(x)
+    def run_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """hidden_states[0] -> [hidden_states[0], layer 1 output, ...], all float32.
+
+        A layer converted to another dtype (runtime.py) computes in it; its output is float32.
+        """
         states = [x]
         for layer in self.layers:
-            x = layer(x)
+            x = layer(x.to(layer.layer_norm.weight.dtype)).float()
             states.append(x)
         return states
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.run_layers(self.embed_positions(x))
 
 
 class DistilHubert(nn.Module):

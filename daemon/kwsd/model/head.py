@@ -48,13 +48,16 @@ class KeywordHead(nn.Module):
 
     def mix(self, states: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         """num_states x [B, frames, H] (or one [B, num_states, frames, H]) -> [B, frames, H]."""
-        if isinstance(states, list | tuple):
-            if len(states) != self.config.num_states:
-                raise ValueError(f"head expects {self.config.num_states} hidden states, got "
-                                 f"{len(states)}")
-            states = torch.stack(list(states), dim=1)
+        n = len(states) if isinstance(states, list | tuple) else states.shape[1]
+        if n != self.config.num_states:
+            raise ValueError(f"head expects {self.config.num_states} hidden states, got {n}")
+        if not isinstance(states, list | tuple):
+            states = states.unbind(dim=1)
         w = F.softmax(self.layer_weights, dim=0)
-        return torch.einsum("l,blfh->bfh", w, states)
+        mixed = w[0] * states[0]
+        for i in range(1, n):
+            mixed = mixed + w[i] * states[i]
+        return mixed
 
     def forward(self, states: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         """Hidden states of a batch of windows -> logits [B, num_labels]."""

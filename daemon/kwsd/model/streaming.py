@@ -13,7 +13,12 @@ computation up to float rounding). DistilHuBERT's first conv layer GroupNorm nor
 channel over the whole input, so there the cache is an approximation: each new block of frames
 is normalised with the statistics of the window it first appears in. Its difference from the
 plain window computation is measured by `kwsd bench`; it is off by default for group-norm
-encoders and switched on by kws.json `streaming.cache_conv` or the constructor.
+encoders and switched on by kws.json `streaming.cache_conv` or the constructor. With the conv
+cache on, the positional conv is cached too (posconv_cache.py: exact, just cheaper).
+
+Precision: kws.json `streaming.precision` or the constructor picks an inference copy of the
+encoder (runtime.py: fp32 by default; bf16 / int8 variants are faster and slightly different,
+see `kwsd bench`). One copy per bundle and precision is shared by all streams.
 
 Train as you stream: `StreamingClassifier.window_states` runs exactly this code path over a
 clip and returns the per-window hidden states the head sees, so training and evaluation use the
@@ -22,13 +27,16 @@ features the daemon computes live.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
+from kwsd.model import posconv_cache
 from kwsd.model.bundle import ModelBundle
+from kwsd.model.runtime import PRECISIONS, shared_inference_encoder
 
 _INT16_SCALE = np.float32(1.0 / 32768.0)  # a power of two: same values as int16_to_float
 
@@ -44,9 +52,14 @@ class Posterior:
 
 class StreamingClassifier:
     def __init__(self, bundle: ModelBundle, *, window_samples: int | None = None,
-                 hop_samples: int | None = None, cache_conv: bool | None = None) -> None:
+                 hop_samples: int | None = None, cache_conv: bool | None = None,
+                 precision: str | None = None, clock=time.perf_counter) -> None:
         self.bundle = bundle
-        self.encoder = bundle.encoder
+        opts = bundle.meta.get("streaming", {})
+        self.precision = precision or opts.get("precision", "fp32")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; one of {sorted(PRECISIONS)}")
+        self.encoder = shared_inference_encoder(bundle, self.precision)
         self.head = bundle.head
         cfg = self.encoder.config
         self.window = int(window_samples or bundle.window_samples)
@@ -64,14 +77,21 @@ class StreamingClassifier:
         self.frames_per_hop = self.hop // frame
         self.cache_exact = cfg.feat_extract_norm == "layer"
         if cache_conv is None:
-            cache_conv = bool(bundle.meta.get("streaming", {}).get("cache_conv",
-                                                                  self.cache_exact))
+            cache_conv = bool(opts.get("cache_conv", self.cache_exact))
         self.cache_conv = bool(cache_conv) and self.frames_per_hop < self.frames
         # Preallocated: sample buffer (one window + one hop) and two feature buffers.
         self._buf = np.zeros(self.window + self.hop, dtype=np.float32)
         self._wave = torch.from_numpy(self._buf)
         self._feats = [torch.zeros(1, self.frames, cfg.hidden_size) for _ in range(2)]
         self._capture: list[torch.Tensor] | None = None
+        self._posconv: posconv_cache.PosConvCache | None = None
+        if self.cache_conv and posconv_cache.applicable(self.frames, cfg.num_conv_pos_embeddings):
+            self._posconv = posconv_cache.PosConvCache(
+                self.encoder.encoder.pos_conv_embed, self.frames, cfg.hidden_size,
+                cfg.num_conv_pos_embedding_groups)
+        self._clock = clock
+        # Seconds spent per part since construction (bench and status read them).
+        self.timings = {"conv": 0.0, "posconv": 0.0, "transformer": 0.0, "head": 0.0}
         self.reset()
 
     # -- state ---------------------------------------------------------------------------------
@@ -82,6 +102,8 @@ class StreamingClassifier:
         self._buf_len = 0
         self._windows = 0  # windows emitted since reset
         self._cur = 0  # which _feats buffer holds the last window's features
+        if getattr(self, "_posconv", None) is not None:
+            self._posconv.reset()
 
     def accept(self, samples: np.ndarray, start_sample: int) -> list[Posterior]:
         """Feed int16 mono 16 kHz samples starting at absolute `start_sample`."""
@@ -116,7 +138,9 @@ class StreamingClassifier:
         states = self._window_states(wave)
         start = self._buf_start
         if self._capture is None:
+            t0 = self._clock()
             probs = torch.softmax(self.head(states), dim=-1)[0].numpy().copy()
+            self.timings["head"] += self._clock() - t0
         else:  # window_states(): keep what the head would see, skip the head
             self._capture.append(torch.stack(states, dim=1)[0].clone())
             probs = np.empty(0, dtype=np.float32)
@@ -131,24 +155,43 @@ class StreamingClassifier:
 
     def _window_states(self, wave: torch.Tensor) -> list[torch.Tensor]:
         enc = self.encoder
+        t0 = self._clock()
+        feats, new = self._window_features(wave)
+        t1 = self._clock()
+        if self._posconv is None:
+            x0 = enc.encoder.embed_positions(feats)
+        else:
+            self._posconv.push(new[0])
+            x0 = enc.encoder.layer_norm(feats + self._posconv.output())
+        t2 = self._clock()
+        states = enc.encoder.run_layers(x0)
+        t3 = self._clock()
+        self.timings["conv"] += t1 - t0
+        self.timings["posconv"] += t2 - t1
+        self.timings["transformer"] += t3 - t2
+        return states
+
+    def _window_features(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(projected conv features [1, frames, H] of the window, the newly computed ones)."""
+        enc = self.encoder
         if not self.cache_conv:
-            return enc(wave)
+            feats = enc.project(enc.extract_conv_features(wave))
+            return feats, feats
         if self._windows == 0:
             feats = self._feats[self._cur]
             feats.copy_(enc.project(enc.extract_conv_features(wave)))
-            return enc.transform(feats)
+            return feats, feats
         # New frames: the last frames_per_hop of this window, from their own samples.
         first = self.frames - self.frames_per_hop
-        seg = wave[:, first * enc.config.hop_samples:]
-        seg = seg[:, : (self.frames_per_hop - 1) * enc.config.hop_samples
-                  + enc.config.receptive_field]
+        hop, rf = enc.config.hop_samples, enc.config.receptive_field
+        seg = wave[:, first * hop: first * hop + (self.frames_per_hop - 1) * hop + rf]
         ref = None if self.cache_exact else wave
         new = enc.project(enc.extract_conv_features(seg, reference=ref))
         src, dst = self._feats[self._cur], self._feats[1 - self._cur]
         dst[:, :first].copy_(src[:, self.frames_per_hop:])
         dst[:, first:].copy_(new)
         self._cur = 1 - self._cur
-        return enc.transform(dst)
+        return dst, new
 
     # -- training / evaluation -----------------------------------------------------------------
     def window_states(self, samples: np.ndarray, start_sample: int = 0

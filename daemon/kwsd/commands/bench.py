@@ -1,0 +1,149 @@
+"""`kwsd bench`: real-time factor, per-part time, accuracy, memory and load time.
+
+For the real DistilHuBERT size and the demo size (random weights: speed does not depend on
+them), streams speech-like audio through encoder + head with the default 1 s window and 200 ms
+hop, at 1 and 2 torch threads, for each precision/caching variant; reports each variant's
+difference from the plain fp32 per-window computation, recommends the fastest variant within
+the accuracy limits, and measures that one's load time and peak RSS in a fresh process.
+Numbers are measured on whatever else the machine is doing: the load average is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HELP = "measure real-time factor, memory and load time"
+
+TARGETS = {"real": 0.10, "demo": 0.02}
+# A variant may be recommended only if it stays this close to the fp32 per-window computation.
+MAX_POSTERIOR_DIFF = 1e-3
+MAX_REL_STATE_DIFF = 0.02
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--configs", default="real,demo", help="comma list of real, demo")
+    parser.add_argument("--seconds", type=float, default=4.0,
+                        help="audio seconds streamed per measurement (after warm-up)")
+    parser.add_argument("--threads", default="1,2", help="torch thread counts to measure")
+    parser.add_argument("--variants", default="",
+                        help="comma list (default: all); see kwsd.model.bench.VARIANTS")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _run_json(args: list[str]) -> dict[str, Any]:
+    env = dict(os.environ)
+    pkg_root = str(Path(__file__).resolve().parents[2])  # the folder holding `kwsd`
+    env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-m", "kwsd.model.bench", *args], env=env,
+                          stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"bench subprocess {args[0]} failed with exit code {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _recommend(variants: dict[str, Any]) -> str:
+    def ok(v: dict[str, Any]) -> bool:
+        acc = v["vs_window_fp32"]
+        return (acc["max_abs_posterior_diff"] <= MAX_POSTERIOR_DIFF
+                and acc["max_rel_last_state_diff"] <= MAX_REL_STATE_DIFF)
+
+    def one_thread_cpu(v: dict[str, Any]) -> float:
+        runs = [r for r in v["runs"] if r["threads"] == 1] or v["runs"]
+        return runs[0]["cpu_rtf"]
+
+    good = {k: v for k, v in variants.items() if ok(v)}
+    return min(good, key=lambda k: one_thread_cpu(good[k]))
+
+
+def run(args: argparse.Namespace) -> int:
+    from kwsd.model.bench import VARIANTS
+    from kwsd.model.bundle import make_random_bundle
+    from kwsd.model.config import EncoderConfig, demo_config
+
+    configs = [c for c in args.configs.split(",") if c]
+    bad = sorted(set(configs) - set(TARGETS))
+    if bad:
+        print(f"kwsd bench: unknown configs {bad}; choose from {sorted(TARGETS)}",
+              file=sys.stderr)
+        return 2
+    variants = args.variants or ",".join(VARIANTS)
+    if "window-fp32" not in variants.split(","):
+        variants = "window-fp32," + variants  # the reference every variant is compared with
+    result: dict[str, Any] = {
+        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
+                    "loadavg_before": [round(x, 2) for x in os.getloadavg()]},
+        "criteria": {"recommend_if_max_abs_posterior_diff_le": MAX_POSTERIOR_DIFF,
+                     "recommend_if_max_rel_last_state_diff_le": MAX_REL_STATE_DIFF,
+                     "rtf": "wall seconds per audio second while streaming",
+                     "cpu_rtf": "process CPU seconds per audio second (robust to other load "
+                                "at 1 thread)"},
+        "configs": {},
+    }
+    import torch
+
+    result["machine"]["torch"] = torch.__version__
+    with tempfile.TemporaryDirectory(prefix="kwsd-bench-") as tmp:
+        for name in configs:
+            cfg = demo_config() if name == "demo" else EncoderConfig()
+            path = make_random_bundle(Path(tmp) / name, cfg, ["yes", "no", "stop", "go"])
+            speed = _run_json(["speed", "--bundle", str(path), "--seconds", str(args.seconds),
+                               "--threads", args.threads, "--variants", variants])
+            best = _recommend(speed["variants"])
+            footprint = _run_json(["footprint", "--bundle", str(path), "--variant", best])
+            runs = {r["threads"]: r for r in speed["variants"][best]["runs"]}
+            one = runs.get(1)
+            result["configs"][name] = {
+                "target_rtf_one_core": TARGETS[name], "recommended": best,
+                "recommended_rtf": {t: r["rtf"] for t, r in runs.items()},
+                "recommended_cpu_rtf": {t: r["cpu_rtf"] for t, r in runs.items()},
+                "meets_target_cpu_rtf_one_thread":
+                    None if one is None else one["cpu_rtf"] <= TARGETS[name],
+                "footprint": footprint, **speed}
+    result["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    if args.json:
+        json.dump(result, sys.stdout, indent=1)
+        print()
+    else:
+        _print_table(result)
+    return 0
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    m = result["machine"]
+    print(f"{m['cpu']} ({m['cores']} cores), torch {m['torch']}, load average "
+          f"{m['loadavg_before'][0]} -> {m['loadavg_after'][0]}")
+    for name, c in result["configs"].items():
+        fp = c["footprint"]
+        print(f"\n{name}: {c['params_m']}M params, {c['feat_extract_norm']} norm, window "
+              f"{c['window_ms']} ms, hop {c['hop_ms']} ms; load {fp['load_bundle_s']} s, peak RSS "
+              f"{fp['peak_rss_mib']} MiB ({c['recommended']}); target RTF "
+              f"{c['target_rtf_one_core']}")
+        print(f"  {'variant':22} {'thr':>3} {'rtf':>7} {'cpu_rtf':>7}  per audio s (ms): conv "
+              "posconv transformer head   | diff vs window-fp32: posterior, rel state")
+        for v, d in c["variants"].items():
+            acc = d["vs_window_fp32"]
+            for r in d["runs"]:
+                p = r["per_part_ms_per_audio_s"]
+                mark = "*" if v == c["recommended"] else " "
+                print(f" {mark}{v:22} {r['threads']:>3} {r['rtf']:7.4f} {r['cpu_rtf']:7.4f}  "
+                      f"{p['conv']:7.1f} {p['posconv']:7.1f} {p['transformer']:7.1f} "
+                      f"{p['head']:6.1f}   | {acc['max_abs_posterior_diff']:.1e}, "
+                      f"{acc['max_rel_last_state_diff']:.1e}")

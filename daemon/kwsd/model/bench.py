@@ -1,0 +1,182 @@
+"""Speed, memory and accuracy of streaming encoder + head, for `kwsd bench`.
+
+Run as `python -m kwsd.model.bench speed|footprint --bundle PATH` it measures one bundle in
+its own process (so peak RSS and load time belong to that model alone) and prints one JSON
+object; `kwsd bench` (commands/bench.py) builds the bundles and runs these processes.
+Weights are random (the real ones can't be fetched here); speed does not depend on them, and
+accuracy is reported as the difference of each variant from the plain fp32 per-window
+computation on the same audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+VARIANTS = {
+    # name: (precision, cache conv features)
+    "window-fp32": ("fp32", False),
+    "cache-fp32": ("fp32", True),
+    "cache-bf16-conv": ("bf16-conv", True),
+    "cache-bf16": ("bf16", True),
+    "cache-bf16-conv-int8": ("bf16-conv-int8", True),
+    "cache-int8": ("int8", True),
+}
+
+
+def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
+    """Voiced, syllable-modulated harmonic signal with noise: keeps every part busy like speech
+    (the encoder's cost does not depend on content; accuracy deltas do, a little)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    t = np.arange(n) / 16000
+    f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t) + 20 * np.sin(2 * np.pi * 3.1 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / 16000
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 20))
+    env = np.clip(np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 6)), 0, None) ** 0.5
+    x = 0.3 * voiced * env + 0.05 * rng.normal(size=n) * (1 - env)
+    return (np.clip(x / np.abs(x).max(), -1, 1) * 20000).astype(np.int16)
+
+
+def _stream_rtf(bundle, precision: str, cache: bool, audio: np.ndarray, threads: int,
+                chunk: int = 1600) -> dict[str, Any]:
+    import torch
+
+    from kwsd.model.streaming import StreamingClassifier
+
+    torch.set_num_threads(threads)
+    # One thread: per-part times in thread CPU time, robust to other processes on the machine.
+    clock = time.thread_time if threads == 1 else time.perf_counter
+    clf = StreamingClassifier(bundle, precision=precision, cache_conv=cache, clock=clock)
+    warm = bundle.window_samples + 2 * bundle.hop_samples  # first windows: not steady state
+    for i in range(0, warm, chunk):
+        clf.accept(audio[i:i + chunk], i)
+    for k in clf.timings:
+        clf.timings[k] = 0.0
+    posts = 0
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    for i in range(warm, len(audio), chunk):
+        posts += len(clf.accept(audio[i:i + chunk], i))
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    seconds = (len(audio) - warm) / 16000
+    return {"threads": threads, "rtf": round(wall / seconds, 4),
+            "cpu_rtf": round(cpu / seconds, 4), "audio_s": round(seconds, 2),
+            "posteriors": posts,
+            "per_part_clock": "thread_cpu" if threads == 1 else "wall",
+            "per_part_ms_per_audio_s": {k: round(1000 * v / seconds, 2)
+                                        for k, v in clf.timings.items()}}
+
+
+def _accuracy(bundle, precision: str, cache: bool, audio: np.ndarray,
+              reference: tuple[np.ndarray, Any]) -> dict[str, float]:
+    import torch
+
+    from kwsd.model.streaming import StreamingClassifier, posteriors_from_states
+
+    torch.set_num_threads(1)
+    _, states = StreamingClassifier(bundle, precision=precision,
+                                    cache_conv=cache).window_states(audio)
+    ref_states, ref_probs = reference
+    last, ref_last = states[:, -1], ref_states[:, -1]
+    rel = ((last - ref_last).flatten(1).norm(dim=1) / ref_last.flatten(1).norm(dim=1)).max()
+    probs = posteriors_from_states(bundle, states)
+    return {"max_abs_posterior_diff": float(np.abs(probs - ref_probs).max()),
+            "max_rel_last_state_diff": float(rel)}
+
+
+def measure_speed(bundle_path: Path, seconds: float, threads: list[int],
+                  variants: list[str]) -> dict[str, Any]:
+    """RTF (1 and 2 threads), per-part time and accuracy of each variant on one bundle."""
+    import torch
+
+    from kwsd.model.bundle import load_bundle
+    from kwsd.model.runtime import shared_inference_encoder
+    from kwsd.model.streaming import StreamingClassifier, posteriors_from_states
+
+    bundle = load_bundle(bundle_path)
+    cfg = bundle.encoder.config
+    audio = speech_like(seconds + 1.4)
+    acc_audio = speech_like(3.0, seed=1)
+    torch.set_num_threads(1)
+    _, ref_states = StreamingClassifier(bundle, precision="fp32",
+                                        cache_conv=False).window_states(acc_audio)
+    reference = (ref_states, posteriors_from_states(bundle, ref_states))
+    out: dict[str, Any] = {
+        "feat_extract_norm": cfg.feat_extract_norm,
+        "params_m": round(sum(p.numel() for p in bundle.encoder.parameters()) / 1e6, 2),
+        "window_ms": 1000 * bundle.window_samples // 16000,
+        "hop_ms": 1000 * bundle.hop_samples // 16000,
+        "variants": {},
+    }
+    for v in variants:
+        precision, cache = VARIANTS[v]
+        t0 = time.perf_counter()
+        shared_inference_encoder(bundle, precision)
+        prep_s = time.perf_counter() - t0
+        runs = [_stream_rtf(bundle, precision, cache, audio, n) for n in threads]
+        acc = _accuracy(bundle, precision, cache, acc_audio, reference)
+        out["variants"][v] = {"precision": precision, "cache_conv": cache,
+                              "prepare_s": round(prep_s, 3), "runs": runs, "vs_window_fp32": acc}
+    return out
+
+
+def measure_footprint(bundle_path: Path, precision: str, cache: bool) -> dict[str, Any]:
+    """What the daemon pays: torch import, bundle load, conversion, and peak RSS while
+    streaming 3 s (run in a fresh process)."""
+    t0 = time.perf_counter()
+    import torch  # noqa: F401
+
+    t1 = time.perf_counter()
+    from kwsd.model.bundle import load_bundle
+    from kwsd.model.streaming import StreamingClassifier
+
+    t2 = time.perf_counter()
+    bundle = load_bundle(bundle_path)
+    t3 = time.perf_counter()
+    clf = StreamingClassifier(bundle, precision=precision, cache_conv=cache)
+    t4 = time.perf_counter()
+    audio = speech_like(3.0)
+    for i in range(0, len(audio), 1600):
+        clf.accept(audio[i:i + 1600], i)
+    return {"precision": precision, "cache_conv": cache,
+            "import_torch_s": round(t1 - t0, 3), "load_bundle_s": round(t3 - t2, 3),
+            "prepare_s": round(t4 - t3, 3),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m kwsd.model.bench")
+    p.add_argument("mode", choices=["speed", "footprint"])
+    p.add_argument("--bundle", type=Path, required=True)
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--variant", default="cache-fp32", help="footprint: the variant to load")
+    a = p.parse_args(argv)
+    if a.mode == "speed":
+        variants = [v for v in a.variants.split(",") if v]
+        unknown = sorted(set(variants) - set(VARIANTS))
+        if unknown:
+            p.error(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
+        threads = [int(t) for t in a.threads.split(",")]
+        result = measure_speed(a.bundle, a.seconds, threads, variants)
+    else:
+        result = measure_footprint(a.bundle, *VARIANTS[a.variant])
+    result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    json.dump(result, sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
