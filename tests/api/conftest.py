@@ -69,6 +69,17 @@ def padded_wav(speech_wav, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def silence_wav(tmp_path_factory) -> Path:
+    """One second of digital silence: a daemon source that costs nothing."""
+    import numpy as np
+    from kwsd.audio.wavfile import write_wav_16k
+
+    path = tmp_path_factory.mktemp("wav") / "silence.wav"
+    write_wav_16k(path, np.zeros(16_000, np.int16))
+    return path
+
+
 @pytest.fixture
 def sock_dir() -> Iterator[Path]:
     """Short path: a Unix socket path must fit in 108 bytes."""
