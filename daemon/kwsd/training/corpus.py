@@ -28,7 +28,7 @@ import numpy as np
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.audio.convert import float_to_int16
 from kwsd.audio.wavfile import write_wav_16k
-from kwsd.training import augment, texts, tts
+from kwsd.training import align, augment, texts, tts
 from kwsd.training.voices import DEFAULT_VARIANTS, Variant, Voice, available_voices
 
 MANIFEST_FIELDS = ("file", "label", "kw_start_s", "kw_end_s", "engine", "voice", "speaker",
@@ -62,6 +62,7 @@ class Plan:
 
     kw_variants: int = 5
     carriers_per_kw: int = 4
+    continuous_per_kw: int = 2  # carrier sentences rendered in one go (natural co-articulation)
     confusables: int = 40
     partials: int = 20
     words: int = 60
@@ -131,6 +132,18 @@ def _voice_jobs(voice: Voice, plan: Plan, words: list[str], sents: list[str],
         v = var()
         jobs.append(Job(f"{d}/{_clip_name('sent', int(i), v)}", d, (sents[int(i)],), -1, UNKNOWN,
                         "sentence", v, _seed(d, "sent", i)))
+    # Whole-sentence renders (no joins): keyword span estimated from prefix renders. Own rng, so
+    # adding them left every earlier job of the plan unchanged.
+    crng = np.random.default_rng(_seed("cont", voice.name))
+    for ki, (label, spellings) in enumerate(kws):
+        for ci in range(n(plan.continuous_per_kw)):
+            pre, suf = texts.CARRIERS[int(crng.integers(len(texts.CARRIERS)))]
+            text = spellings[int(crng.integers(len(spellings)))]
+            parts = tuple(p for p in (pre, text, suf) if p)
+            v = variants[int(crng.integers(len(variants)))]
+            jobs.append(Job(f"{d}/{_clip_name('kwcont', ki * 10 + ci, v)}", d, parts,
+                            parts.index(text), label, "keyword_sentence", v,
+                            _seed(d, "kwc", ki, ci)))
     return jobs
 
 
@@ -140,6 +153,8 @@ def _espeak_voices_to_use(voices: list[Voice], plan: Plan) -> tuple[list[Voice],
     others = len(voices) - len(esp)
     if not esp:
         return [], 1.0
+    # (continuous sentences are left out of this sum on purpose: the espeak selection predates
+    # them and must stay the same for resumed runs)
     per_full = len(texts.KEYWORDS) * (plan.kw_variants + plan.carriers_per_kw) + (
         plan.confusables + plan.partials + plan.words + plan.sentences)
     budget = plan.espeak_share / (1 - plan.espeak_share) * max(others, 4) * per_full
@@ -195,8 +210,37 @@ def distill_jobs(voices: list[Voice], plan: Plan, seed: int = 11) -> list[Job]:
     return jobs
 
 
+def _render_continuous(job: Job, voice: Voice) -> tuple[np.ndarray, float, float]:
+    """Render the whole sentence at once; the keyword span comes from forced alignment
+    (pocketsphinx), or if that fails is estimated from the durations of the prefix and of
+    prefix+keyword rendered alone (sentence-final lengthening makes that ~0.1 s late)."""
+    rng = np.random.default_rng(job.seed)
+    pad = tts.TRIM_PAD_S
+    full = tts.render(voice, " ".join(job.parts), job.variant)
+    k = job.kw_part
+
+    def speech_s(parts: tuple[str, ...]) -> float:
+        if not parts:
+            return 0.0
+        return max(0.0, len(tts.render(voice, " ".join(parts), job.variant)) / SAMPLE_RATE
+                   - 2 * pad)
+    lead = int(rng.uniform(0.1, 0.4) * SAMPLE_RATE)
+    tail = int(rng.uniform(0.1, 0.4) * SAMPLE_RATE)
+    total_s = len(full) / SAMPLE_RATE - 2 * pad
+    start = lead / SAMPLE_RATE + pad + min(speech_s(job.parts[:k]), total_s)
+    end = (lead / SAMPLE_RATE + pad + total_s if k == len(job.parts) - 1
+           else lead / SAMPLE_RATE + pad + min(speech_s(job.parts[: k + 1]), total_s))
+    samples = np.concatenate([np.zeros(lead, np.int16), full, np.zeros(tail, np.int16)])
+    span = align.keyword_span(samples, job.parts, k)  # forced alignment beats the estimate
+    if span is not None:
+        return samples, span[0], span[1]
+    return samples, start, max(end, start + 0.1)
+
+
 def _render_job(job: Job, voice: Voice) -> tuple[np.ndarray, float, float]:
     """Render the parts, join with short random pauses; return samples, kw start/end (s)."""
+    if Path(job.file).name.startswith("kwcont-"):
+        return _render_continuous(job, voice)
     rng = np.random.default_rng(job.seed)
     pieces: list[np.ndarray] = []
     pos = int(rng.uniform(0.1, 0.4) * SAMPLE_RATE)

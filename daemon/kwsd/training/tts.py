@@ -226,7 +226,11 @@ ENGINES = {"espeak": render_espeak, "mbrola": render_mbrola, "flite": render_fli
            "kokoro": render_kokoro}
 
 
-def trim_silence(samples: np.ndarray, threshold: float = 0.01, pad_s: float = 0.05) -> np.ndarray:
+TRIM_PAD_S = 0.05
+
+
+def trim_silence(samples: np.ndarray, threshold: float = 0.01, pad_s: float = TRIM_PAD_S
+                 ) -> np.ndarray:
     """Cut leading/trailing near-silence (engines add different amounts), keeping `pad_s`."""
     x = int16_to_float(samples) if samples.dtype == np.int16 else samples
     loud = np.flatnonzero(np.abs(x) > threshold)
