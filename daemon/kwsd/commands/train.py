@@ -39,10 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--copies", type=int, default=2,
-                        help="augmented passes over the training clips (2)")
-    parser.add_argument("--heldout-copies", type=int, default=2,
-                        help="augmented passes over held-out voices for calibration (2)")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="augmented passes over the training clips (1)")
+    parser.add_argument("--heldout-copies", type=int, default=1,
+                        help="augmented passes over held-out voices for calibration (1)")
+    parser.add_argument("--heldout-max-clips", type=int, default=1500,
+                        help="held-out clips used for calibration and figures (1500; 0 = all)")
     parser.add_argument("--no-augment", action="store_true", help="train on clean audio only")
     parser.add_argument("--window-ms", type=int, default=1000)
     parser.add_argument("--hop-ms", type=int, default=200)
@@ -59,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the held-out evaluation at the chosen thresholds")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from its last epoch checkpoint")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="only build the encoder-independent caches (augmented window "
+                             "audio, held-out set), e.g. while the encoder is still training")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -79,17 +84,19 @@ def run(args: argparse.Namespace) -> int:
         workdir=args.workdir or args.out.with_name(args.out.name + ".work"),
         encoder=args.encoder, keywords=keywords, name=args.name, version=args.version,
         window_ms=args.window_ms, hop_ms=args.hop_ms, copies=args.copies,
-        heldout_copies=args.heldout_copies, finetune=args.finetune,
+        heldout_copies=args.heldout_copies,
+        heldout_max_clips=args.heldout_max_clips or None, finetune=args.finetune,
         fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       max_steps=args.max_steps),
         max_clips=args.max_clips, augment=not args.no_augment,
         calibrate=not args.no_calibrate, final_eval=not args.no_final_eval,
-        resume=args.resume, progress=not args.no_progress, mlp_dim=args.mlp_dim,
-        seed=args.seed)
+        resume=args.resume, prepare_only=args.prepare_only, progress=not args.no_progress,
+        mlp_dim=args.mlp_dim, seed=args.seed)
     try:
         out = train(cfg)
     except (TrainError, DatasetError, ModelBundleError, FileNotFoundError, ValueError) as exc:
         print(f"kwsd train: {exc}", file=sys.stderr)
         return 2
-    print(f"bundle written: {out}")
+    print("prepared (no bundle written: --prepare-only)" if out is None
+          else f"bundle written: {out}")
     return 0

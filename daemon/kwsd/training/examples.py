@@ -29,9 +29,10 @@ class WindowPolicy:
     window: int
     hop: int
     pad_s: tuple[float, float] = (0.3, 0.9)  # quiet lead/tail added on each side
-    max_unknown: int = 4  # per clip and copy (partial-keyword windows are kept first)
-    max_silence: int = 1
-    max_noise_clip: int = 2  # windows from a `_silence_` clip
+    max_unknown: int = 1  # per keyword clip and copy (partial-keyword windows first)
+    max_unknown_negative: int = 2  # per negative clip and copy
+    p_silence: float = 0.15  # chance of keeping one quiet window of a speech clip
+    max_noise_clip: int = 1  # windows from a `_silence_` clip
 
 
 @dataclass
@@ -103,6 +104,7 @@ def _subsample(windows: list[Window], label: str, policy: WindowPolicy,
     other = [x for x in windows if x.label == UNKNOWN and x.coverage == 0]
     sil = [x for x in windows if x.label == SILENCE]
     unk = partial + [other[i] for i in rng.permutation(len(other))]
-    chosen = pos + unk[: policy.max_unknown]
-    chosen += [sil[i] for i in rng.permutation(len(sil))[: policy.max_silence]]
+    chosen = pos + unk[: policy.max_unknown if label != UNKNOWN else policy.max_unknown_negative]
+    if sil and rng.random() < policy.p_silence:
+        chosen.append(sil[int(rng.integers(len(sil)))])
     return sorted(chosen, key=lambda x: x.start)

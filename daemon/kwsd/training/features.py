@@ -67,6 +67,7 @@ class StatesFn:
         from kwsd.model.streaming import StreamingClassifier
 
         self.bundle = bundle
+        self.encoder_id = ""
         self.classifier = StreamingClassifier(bundle)
         exact = self.classifier.cache_exact or not self.classifier.cache_conv
         self.use_stream = (not exact) if use_stream is None else use_stream
@@ -169,3 +170,44 @@ def _atomic_json(path: Path, obj: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj))
     os.replace(tmp, path)
+
+
+def encode_window_audio(audio: WindowSet, bundle, root: Path, batch: int = 32,
+                        progress: bool = True) -> WindowSet:
+    """Hidden states of cached window audio, in batches, resumable (float16 memmap).
+
+    Only for encoders whose streaming path equals the plain window computation (per-frame conv
+    norm, or the conv cache off): `encode_windows` is then the live computation, batched.
+    """
+    from tqdm import tqdm
+
+    from kwsd.model.streaming import encode_windows
+
+    cfg = bundle.encoder.config
+    shape = (cfg.num_hidden_layers + 1, cfg.num_frames(bundle.window_samples), cfg.hidden_size)
+    row_bytes = int(np.prod(shape)) * 2
+    root.mkdir(parents=True, exist_ok=True)
+    data_path, prog_path = root / "states.bin", root / "progress.json"
+    n = len(audio)
+    done = json.loads(prog_path.read_text())["done"] if prog_path.is_file() else 0
+    if done < n:
+        with open(data_path, "ab") as f:
+            f.truncate(done * row_bytes)
+        bar = tqdm(total=n, initial=done, desc="encode windows", unit="win",
+                   disable=not progress, dynamic_ncols=True, leave=False)
+        with open(data_path, "ab") as f:
+            for i in range(done, n, batch):
+                wins = torch.from_numpy(np.asarray(audio.x[i:i + batch], dtype=np.float32)
+                                        / 32768.0)
+                states = encode_windows(bundle, wins)
+                f.write(states.to(torch.float16).numpy().tobytes())
+                bar.update(len(wins))
+                if (i // batch) % 20 == 19 or i + batch >= n:
+                    f.flush()
+                    os.fsync(f.fileno())
+                    _atomic_json(prog_path, {"done": min(n, i + batch)})
+        bar.close()
+    x = (np.memmap(data_path, dtype=np.float16, mode="r", shape=(n, *shape)) if n
+         else np.zeros((0, *shape), dtype=np.float16))
+    return WindowSet(x=x, labels=audio.labels, clip=audio.clip, copy=audio.copy,
+                     coverage=audio.coverage)

@@ -55,23 +55,25 @@ def _batches(n: int, batch: int, gen: torch.Generator) -> Iterator[torch.Tensor]
         yield order[i: i + batch]
 
 
-def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, state: FitState,
-                    gen: torch.Generator) -> None:
+def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched,
+                    state: FitState, gen: torch.Generator) -> None:
     """Atomic write, so a kill during the save leaves the previous checkpoint intact."""
     tmp = path.with_suffix(".tmp")
     torch.save({"model": {k: v for k, v in model.state_dict().items()},
-                "optimizer": opt.state_dict(), "epoch": state.epoch, "step": state.step,
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "epoch": state.epoch, "step": state.step,
                 "history": state.history, "generator": gen.get_state(),
                 "torch_rng": torch.get_rng_state()}, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
+def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched,
                     gen: torch.Generator) -> FitState:
     # weights_only: a checkpoint is data, never code (we wrote it, but still)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
     gen.set_state(ckpt["generator"])
     torch.set_rng_state(ckpt["torch_rng"])
     return FitState(epoch=int(ckpt["epoch"]), step=int(ckpt["step"]),
@@ -95,12 +97,6 @@ def fit(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
     if not params:
         raise ValueError("nothing to train: no parameter requires grad")
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    state = FitState()
-    if resume:
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        state = load_checkpoint(ckpt_path, model, opt, gen)
-        log.info("resumed from %s after epoch %d", ckpt_path, state.epoch)
     weights = class_weights(np.asarray(train_y), n_classes, config.class_weight_power)
     loss_fn = nn.CrossEntropyLoss(weight=weights)
     n = len(train_y)
@@ -108,8 +104,12 @@ def fit(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
     total_steps = config.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=config.lr, total_steps=max(total_steps, 1), pct_start=0.1)
-    for _ in range(state.step):
-        sched.step()  # replay the schedule after a resume
+    state = FitState()
+    if resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        state = load_checkpoint(ckpt_path, model, opt, sched, gen)
+        log.info("resumed from %s after epoch %d", ckpt_path, state.epoch)
     bar = _progress(total_steps, config.progress, initial=state.step)
     try:
         while state.epoch < config.epochs:
@@ -140,7 +140,7 @@ def fit(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
             state.history.append(entry)
             log.info("epoch %d: %s", state.epoch, json.dumps(
                 {k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}))
-            save_checkpoint(ckpt_path, model, opt, state, gen)
+            save_checkpoint(ckpt_path, model, opt, sched, state, gen)
             if config.max_steps is not None and state.step >= config.max_steps:
                 break
     finally:

@@ -29,6 +29,7 @@ from kwsd.model.bundle import ModelBundle, head_config_for, make_meta, save_bund
 from kwsd.model.head import KeywordHead
 from kwsd.training import calibrate as cal
 from kwsd.training.dataset import (
+    SILENCE,
     UNKNOWN,
     Clip,
     labels_for,
@@ -36,7 +37,13 @@ from kwsd.training.dataset import (
     read_speech_commands,
 )
 from kwsd.training.examples import WindowPolicy
-from kwsd.training.features import StatesFn, build_windows, cache_key, file_digest
+from kwsd.training.features import (
+    StatesFn,
+    build_windows,
+    cache_key,
+    encode_window_audio,
+    file_digest,
+)
 from kwsd.training.fit import FitConfig, fit
 
 log = logging.getLogger(__name__)
@@ -57,8 +64,9 @@ class TrainConfig:
     version: str = "0"
     window_ms: int = 1000
     hop_ms: int = 200
-    copies: int = 2
-    heldout_copies: int = 2
+    copies: int = 1
+    heldout_copies: int = 1
+    heldout_max_clips: int | None = 1500  # for calibration and held-out figures
     finetune: str = "none"  # none | top | all
     fit: FitConfig = field(default_factory=FitConfig)
     max_clips: int | None = None  # per split (tests, smoke runs)
@@ -66,6 +74,7 @@ class TrainConfig:
     calibrate: bool = True
     final_eval: bool = True
     resume: bool = False
+    prepare_only: bool = False  # stop after the encoder-independent window audio
     progress: bool = True
     mlp_dim: int = 256
     seed: int = 0
@@ -98,6 +107,51 @@ def _limit(clips: list[Clip], n: int | None, seed: int) -> list[Clip]:
         group = by_label[label]
         out += [group[i] for i in sorted(rng.permutation(len(group))[:per])]
     return out
+
+
+VAL_WINDOW_CLIPS = 300  # held-out clips whose windows give the per-epoch validation loss
+
+
+def _limit_random(clips: list[Clip], n: int, seed: int) -> list[Clip]:
+    if len(clips) <= n:
+        return clips
+    rng = np.random.default_rng(seed + 13)
+    return [clips[i] for i in sorted(rng.permutation(len(clips))[:n])]
+
+
+def _stream_states(states_fn, part, cfg, key_parts, policy, label_index, augmenter, copies,
+                   tag):
+    key = cache_key({**key_parts, "clips": [str(c.path) for c in part], "copies": copies,
+                     "tag": tag, "stream": True, "encoder": states_fn.encoder_id})
+    cfg_e = states_fn.bundle.encoder.config
+    shape = (cfg_e.num_hidden_layers + 1, cfg_e.num_frames(policy.window), cfg_e.hidden_size)
+    return build_windows(cfg.workdir / "cache" / f"stream-{key}", part, label_index, policy,
+                         copies, cfg.seed + (0 if tag == "train" else 7919),
+                         lambda audio, starts: states_fn(audio, starts).numpy(), shape,
+                         np.dtype(np.float16), augmenter, cfg.progress,
+                         desc=f"{tag} features")
+
+
+def calibration_clips(held: list[Clip], cfg: TrainConfig) -> list[Clip]:
+    """A subset of the held-out voices small enough for a pipeline pass or two."""
+    if cfg.heldout_max_clips is None:
+        return held
+    pos = [c for c in held if c.label not in (UNKNOWN, SILENCE)]
+    neg = [c for c in held if c.label in (UNKNOWN, SILENCE)]
+    n_pos = min(len(pos), cfg.heldout_max_clips * 2 // 5)
+    pos = _limit_random(pos, n_pos, cfg.seed)
+    neg = _limit_random(neg, cfg.heldout_max_clips - len(pos), cfg.seed + 1)
+    return pos + neg
+
+
+def heldout_set(held: list[Clip], cfg: TrainConfig, augmenter) -> Path:
+    """The held-out voices as an eval manifest (written once, encoder-independent)."""
+    from kwsd.training.heldout import write_heldout_set
+
+    key = cache_key({"clips": [str(c.path) for c in held], "c": cfg.heldout_copies,
+                     "s": cfg.seed, "a": cfg.augment})
+    return write_heldout_set(held, cfg.workdir / f"heldout-{key}", augmenter,
+                             cfg.heldout_copies, cfg.seed)
 
 
 def load_encoder_from(spec: str, seed: int):
@@ -201,7 +255,7 @@ def keyword_durations(clips: list[Clip], keywords: list[str]) -> dict[str, float
     return out
 
 
-def train(cfg: TrainConfig) -> Path:
+def train(cfg: TrainConfig) -> Path | None:
     t_start = time.time()
     torch.manual_seed(cfg.seed)
     clips, keywords, source = load_clips(cfg)
@@ -226,39 +280,56 @@ def train(cfg: TrainConfig) -> Path:
     augmenter = _augmenter(clips, cfg.augment, cfg.seed)
     label_index = {lab: i for i, lab in enumerate(labels)}
     finetune = cfg.finetune != "none"
-    key_parts = {"encoder": enc_id, "window": policy.window, "hop": policy.hop,
+    key_parts = {"window": policy.window, "hop": policy.hop,
                  "policy": dataclasses.asdict(policy), "augment": cfg.augment,
                  "seed": cfg.seed, "labels": labels, "finetune": finetune, "v": 1}
 
     # -- 2. window features ------------------------------------------------------------------
-    if finetune:
-        row_shape: tuple[int, ...] = (policy.window,)
-        dtype = np.dtype(np.int16)
+    # Stage A (no encoder): augmented window audio, cached. Stage B: hidden states, cached.
+    def audio_rows(audio, starts):
+        return np.stack([audio[s:s + policy.window] for s in starts])
 
-        def rows(audio, starts):
-            return np.stack([audio[s:s + policy.window] for s in starts])
-    else:
-        states_fn = StatesFn(bundle)
-        cfg_e = encoder.config
-        row_shape = (cfg_e.num_hidden_layers + 1, cfg_e.num_frames(policy.window),
-                     cfg_e.hidden_size)
-        dtype = np.dtype(np.float16)
-
-        def rows(audio, starts):
-            return states_fn(audio, starts).numpy()
-
-    def windows(part: list[Clip], copies: int, tag: str):
+    def audio_windows(part: list[Clip], copies: int, tag: str):
         key = cache_key({**key_parts, "clips": [(str(c.path), c.label, c.kw_start_s,
                                                  c.kw_end_s) for c in part],
                          "copies": copies, "tag": tag})
-        log.info("%s windows: cache %s", tag, cfg.workdir / "cache" / key)
-        return build_windows(cfg.workdir / "cache" / key, part, label_index, policy, copies,
-                             cfg.seed + (0 if tag == "train" else 7919), rows, row_shape,
-                             dtype, augmenter, cfg.progress, desc=f"{tag} windows")
+        root = cfg.workdir / "cache" / f"audio-{key}"
+        log.info("%s window audio: %s", tag, root)
+        return build_windows(root, part, label_index, policy, copies,
+                             cfg.seed + (0 if tag == "train" else 7919), audio_rows,
+                             (policy.window,), np.dtype(np.int16), augmenter, cfg.progress,
+                             desc=f"{tag} windows"), key
 
     t0 = time.time()
-    train_set = windows(train_clips, cfg.copies, "train")
-    val_set = windows(held_clips, 1, "heldout") if held_clips else None
+    val_clips = _limit_random(held_clips, VAL_WINDOW_CLIPS, cfg.seed)
+    train_audio, train_key = audio_windows(train_clips, cfg.copies, "train")
+    val_audio, val_key = audio_windows(val_clips, 1, "heldout") if val_clips else (None, "")
+    if cfg.calibrate and held_clips:
+        # encoder-independent too: write it now
+        heldout_set(calibration_clips(held_clips, cfg), cfg, augmenter)
+    if cfg.prepare_only:
+        log.info("prepared %d training windows in %.0f s (--prepare-only)", len(train_audio),
+                 time.time() - t0)
+        return None
+    if finetune:
+        train_set, val_set = train_audio, val_audio
+    else:
+        states_fn = StatesFn(bundle)
+        states_fn.encoder_id = enc_id
+        if states_fn.use_stream:
+            # approximate conv cache (group norm): only the live path itself gives its features
+            train_set = _stream_states(states_fn, train_clips, cfg, key_parts, policy,
+                                       label_index, augmenter, cfg.copies, "train")
+            val_set = (_stream_states(states_fn, val_clips, cfg, key_parts, policy,
+                                      label_index, augmenter, 1, "heldout")
+                       if val_clips else None)
+        else:
+            train_set = encode_window_audio(
+                train_audio, bundle, cfg.workdir / "cache" / f"states-{train_key}-{enc_id}",
+                progress=cfg.progress)
+            val_set = (encode_window_audio(
+                val_audio, bundle, cfg.workdir / "cache" / f"states-{val_key}-{enc_id}",
+                progress=cfg.progress) if val_audio is not None else None)
     feat_s = time.time() - t0
     counts = Counter(labels[i] for i in train_set.labels)
     log.info("training windows: %d %s (%.0f s)", len(train_set), dict(counts), feat_s)
@@ -270,11 +341,17 @@ def train(cfg: TrainConfig) -> Path:
     _trainable(encoder, cfg.finetune)
     fit_cfg = dataclasses.replace(cfg.fit, seed=cfg.seed, progress=cfg.progress)
     t0 = time.time()
+    run_dir = cfg.workdir / ("run-" + cache_key({**key_parts, "fit": dataclasses.asdict(fit_cfg),
+                                                 "n": len(train_set), "ft": cfg.finetune,
+                                                 "encoder": enc_id}))
+    resume = cfg.resume and (run_dir / "checkpoint.pt").is_file()
+    if cfg.resume and not resume:
+        log.warning("--resume: no epoch checkpoint in %s yet; training from the first epoch "
+                    "(cached features are reused)", run_dir)
     state = fit(model, model.forward, train_set.x, train_set.labels,
                 val_set.x if val_set is not None else None,
                 val_set.labels if val_set is not None else None, len(labels), fit_cfg,
-                cfg.workdir / ("run-" + cache_key({**key_parts, "fit": dataclasses.asdict(
-                    fit_cfg), "n": len(train_set), "ft": cfg.finetune})), resume=cfg.resume)
+                run_dir, resume=resume)
     fit_s = time.time() - t0
     for p in encoder.parameters():
         p.requires_grad_(False)
@@ -325,14 +402,10 @@ def calibrate_on_heldout(bundle: ModelBundle, held: list[Clip], keywords: list[s
     """Thresholds per sensitivity from held-out voices run through the real Pipeline."""
     from kwsd.engine.pipeline import PipelineSettings
     from kwsd.training.evaluate import run_files
-    from kwsd.training.heldout import write_heldout_set
     from kwsd.training.manifest import read_eval_manifest
     from kwsd.training.scoring import det_curves, score
 
-    key = cache_key({"clips": [str(c.path) for c in held], "c": cfg.heldout_copies,
-                     "s": cfg.seed, "a": cfg.augment})
-    folder = cfg.workdir / f"heldout-{key}"
-    manifest = write_heldout_set(held, folder, augmenter, cfg.heldout_copies, cfg.seed)
+    manifest = heldout_set(calibration_clips(held, cfg), cfg, augmenter)
     items = read_eval_manifest(manifest)
     settings = PipelineSettings()
     run = run_files(bundle, [(i.file, i.path) for i in items], settings,
