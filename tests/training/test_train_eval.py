@@ -1,0 +1,116 @@
+"""`kwsd train` and `kwsd eval` on a tiny espeak-ng corpus with a random-weight encoder."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from kwsd.cli import main
+from kwsd.model.bundle import load_bundle
+from kwsd.training.fit import FitConfig, fit
+from kwsd.training.train import TrainConfig, train
+
+
+def _cfg(manifest, tmp_path, **kw):
+    base = dict(data=manifest, out=tmp_path / "bundle", workdir=tmp_path / "work",
+                keywords=["computer", "voyager"], copies=1, heldout_copies=1, progress=False,
+                fit=FitConfig(epochs=4, batch_size=16, lr=3e-3), mlp_dim=32)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_writes_a_calibrated_bundle_and_the_loss_falls(tiny_corpus, tmp_path):
+    out = train(_cfg(tiny_corpus, tmp_path))
+    bundle = load_bundle(out)
+    assert bundle.labels == ["computer", "voyager", "_unknown_", "_silence_"]
+    assert bundle.window_samples == 16000 and bundle.hop_samples == 3200
+    meta = bundle.meta
+    hist = meta["metrics"]["history"]
+    assert len(hist) == 4
+    assert hist[-1]["train_loss"] < hist[0]["first_loss"]
+    # thresholds come from the calibration block of the default sensitivity
+    sens = meta["sensitivity"]
+    assert set(sens["thresholds"]) == {"low", "medium", "high"}
+    assert bundle.thresholds == sens["thresholds"][sens["default"]]
+    assert all(sens["thresholds"]["low"][k] >= sens["thresholds"]["high"][k]
+               for k in bundle.keywords)
+    assert meta["training_data"]["voices"]["heldout"] == ["en-gb-scotland", "noise"]
+    assert set(meta["keyword_duration_s"]) == {"computer", "voyager"}
+    assert "at_default_thresholds" in meta["metrics"]["heldout_synthetic"]
+
+
+def test_fit_resumes_where_it_stopped(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+
+    def model():
+        torch.manual_seed(1)
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(),
+                                   torch.nn.Linear(16, 2))
+
+    cfg = FitConfig(epochs=3, batch_size=16, lr=1e-2, progress=False)
+    whole = model()
+    fit(whole, whole, x, y, None, None, 2, cfg, tmp_path / "a")
+
+    part = model()
+    calls = {"n": 0}
+
+    def dies_in_epoch_three(batch):
+        calls["n"] += 1
+        if calls["n"] > 13:  # 6 steps per epoch: dies during the third epoch
+            raise KeyboardInterrupt
+        return part(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(part, dies_in_epoch_three, x, y, None, None, 2, cfg, tmp_path / "b")
+    resumed = model()  # a fresh process: new weights, restored from the checkpoint
+    state = fit(resumed, resumed, x, y, None, None, 2, cfg, tmp_path / "b", resume=True)
+    assert state.epoch == 3 and len(state.history) == 3
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        fit(model(), model(), x, y, None, None, 2, cfg, tmp_path / "c", resume=True)
+
+
+def test_cli_train_resume_and_eval(tiny_corpus, tmp_path, shared_data):
+    out, work = tmp_path / "b", tmp_path / "w"
+    args = ["train", "--data", str(tiny_corpus), "--out", str(out), "--workdir", str(work),
+            "--keywords", "computer,voyager", "--epochs", "2", "--batch-size", "16",
+            "--copies", "1", "--heldout-copies", "1", "--mlp-dim", "16", "--no-progress",
+            "--no-final-eval"]
+    assert main(args) == 0
+    # same arguments + --resume: the features come from the cache, training continues
+    assert main(args + ["--resume"]) == 0
+    bundle = load_bundle(out)
+    assert bundle.meta["training"]["epochs"] == 2
+
+    # an eval manifest: two held-out keyword files, one negative, one broken WAV
+    held = work.glob("heldout-*/manifest.csv")
+    rows = list(csv.DictReader(next(held).open()))
+    kw_rows = [r for r in rows if r["keyword"]][:2]
+    neg = [r for r in rows if not r["keyword"]][:1]
+    manifest = tmp_path / "m.csv"
+    base = next(work.glob("heldout-*"))
+    with manifest.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "keyword", "kw_start_s", "kw_end_s", "in_sentence", "note"])
+        for r in kw_rows + neg:
+            w.writerow([str(base / r["file"]), r["keyword"], r["kw_start_s"], r["kw_end_s"],
+                        r["in_sentence"], "x"])
+        w.writerow([str(shared_data / "real-dev/broken/pocketsphinx-null.wav"), "", "", "",
+                    "False", "broken"])
+    dets, plots = tmp_path / "d.jsonl", tmp_path / "plots"
+    assert main(["eval", "--model", str(out), "--manifest", str(manifest), "--out", str(dets),
+                 "--plots", str(plots), "--threshold", "computer=0.01",
+                 "--threshold", "voyager=0.01", "--no-progress"]) == 0
+    lines = [json.loads(x) for x in dets.read_text().splitlines()]
+    assert lines, "thresholds of 0.01 must produce detections"
+    assert set(lines[0]) == {"file", "keyword", "confidence", "start_s", "end_s"}
+    assert all(x["file"] in {str(base / r["file"]) for r in kw_rows + neg} for x in lines)
+    assert (plots / "det.png").stat().st_size > 0 and (plots / "confusion.png").stat().st_size
+    summary = json.loads((plots / "summary.json").read_text())
+    assert len(summary["unreadable"]) == 1
+    n_kw = sum(v["n_alone"] + v["n_in_sentence"] for v in summary["keywords"].values())
+    assert n_kw == 2
