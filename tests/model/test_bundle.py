@@ -69,6 +69,8 @@ def test_hf_reads_bundle_encoder(bundle_dir) -> None:
     (lambda p: edit_meta(p, head={"type": "weighted-mlp-meanmax", "mlp_dim": 128}),
      "mis-shaped tensors"),
     (lambda p: torch.save({}, p / "extra.pt"), "pickled files"),
+    (lambda p: edit_meta(p, streaming={"precision": "fp8"}), "streaming.precision"),
+    (lambda p: edit_meta(p, streaming={"cache_conv": "yes"}), "streaming.cache_conv"),
     (lambda p: (p / "config.json").write_text('{"do_stable_layer_norm": true}'),
      "do_stable_layer_norm"),
 ])

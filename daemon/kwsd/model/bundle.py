@@ -33,6 +33,7 @@ from kwsd.model.checkpoint import (
 from kwsd.model.config import EncoderConfig, demo_config
 from kwsd.model.distilhubert import DistilHubert
 from kwsd.model.head import HEAD_TYPE, SILENCE, UNKNOWN, HeadConfig, KeywordHead
+from kwsd.model.runtime import PRECISIONS
 
 FORMAT_VERSION = 1
 HEAD_FILE = "head.safetensors"
@@ -118,13 +119,23 @@ def validate_meta(meta: Any, where: Path | str = META_FILE) -> None:
     for name in ("training_data", "metrics", "streaming"):
         if name in meta and not isinstance(meta[name], dict):
             raise _err(where, f"{name!r} must be an object")
+    streaming = meta.get("streaming", {})
+    if "cache_conv" in streaming and not isinstance(streaming["cache_conv"], bool):
+        raise _err(where, f"'streaming.cache_conv' must be true or false, got "
+                   f"{streaming['cache_conv']!r}")
+    if "precision" in streaming and streaming["precision"] not in PRECISIONS:
+        raise _err(where, f"'streaming.precision' must be one of {sorted(PRECISIONS)}, got "
+                   f"{streaming['precision']!r}")
 
 
 def make_meta(keywords: list[str], *, name: str, version: str, window_ms: int = 1000,
               hop_ms: int = 200, thresholds: dict[str, float] | None = None,
               mlp_dim: int = 256, training_data: dict | None = None,
-              metrics: dict | None = None, cache_conv: bool | None = None) -> dict[str, Any]:
-    """A valid kws.json dict (thresholds default to 0.5)."""
+              metrics: dict | None = None, cache_conv: bool | None = None,
+              precision: str | None = None) -> dict[str, Any]:
+    """A valid kws.json dict (thresholds default to 0.5). `cache_conv` / `precision` set how
+    streams run the encoder (streaming.py; default: cache when exact, fp32); train the head
+    with the same settings (window_states / encode_windows honour them)."""
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "model": {"name": name, "version": version},
@@ -137,8 +148,13 @@ def make_meta(keywords: list[str], *, name: str, version: str, window_ms: int = 
         "training_data": training_data or {},
         "metrics": metrics or {},
     }
+    streaming: dict[str, Any] = {}
     if cache_conv is not None:
-        meta["streaming"] = {"cache_conv": cache_conv}
+        streaming["cache_conv"] = cache_conv
+    if precision is not None:
+        streaming["precision"] = precision
+    if streaming:
+        meta["streaming"] = streaming
     validate_meta(meta, "kws.json (new)")
     return meta
 

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.nn.utils import parametrize
 
 from kwsd.model import posconv_cache
 from kwsd.model.bundle import ModelBundle
@@ -121,7 +120,7 @@ class StreamingClassifier:
         self._next_sample = start_sample + len(samples)
         out: list[Posterior] = []
         pos = 0
-        with torch.inference_mode(), parametrize.cached():
+        with torch.inference_mode():
             while pos < len(samples):
                 n = min(len(samples) - pos, len(self._buf) - self._buf_len)
                 np.multiply(samples[pos:pos + n], _INT16_SCALE,
@@ -218,12 +217,18 @@ class StreamingClassifier:
         return starts, torch.stack(states)
 
 
-def encode_windows(bundle: ModelBundle, windows: torch.Tensor) -> torch.Tensor:
+def encode_windows(bundle: ModelBundle, windows: torch.Tensor,
+                   precision: str | None = None) -> torch.Tensor:
     """Plain per-window computation in batch: float windows [N, window] -> hidden states
-    [N, num_states, frames, H]. Equals the streaming path to float rounding when the conv cache
-    is exact or off (tested); with the approximate group-norm cache use `window_states`."""
-    with torch.inference_mode(), parametrize.cached():
-        return torch.stack(bundle.encoder(windows), dim=1)
+    [N, num_states, frames, H], with the encoder copy streams use (kws.json
+    `streaming.precision` unless given). Equals the streaming path to float rounding when the
+    conv cache is exact or off (tested); with the approximate group-norm cache use
+    `StreamingClassifier.window_states`."""
+    precision = precision or bundle.meta.get("streaming", {}).get("precision", "fp32")
+    encoder = shared_inference_encoder(bundle, precision)
+    with torch.inference_mode():
+        states = encoder(windows)
+    return torch.stack(states, dim=1)  # outside inference mode: usable for training
 
 
 def posteriors_from_states(bundle: ModelBundle, states: torch.Tensor) -> np.ndarray:
