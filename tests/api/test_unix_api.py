@@ -69,7 +69,7 @@ def test_get_model(stub, server):
     assert list(info.keywords) == ["yes", "no"]
     assert list(info.labels) == list(bundle.labels)
     assert dict(info.thresholds) == pytest.approx({"yes": 0.3, "no": 0.3})
-    assert info.model_id == bundle.model_id
+    assert info.model_id == bundle.model_id == f"{info.name}-{info.version}"
     assert info.sample_rate_hz == 16000
     assert info.window_samples == bundle.window_samples
     assert info.hop_samples == bundle.hop_samples

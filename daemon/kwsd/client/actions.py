@@ -44,6 +44,7 @@ def event_env(event: pb.Event) -> dict[str, str]:
 
 def event_json(event: pb.Event) -> str:
     data = event_from_pb(event).to_dict()
+    data["threshold"] = round(data["threshold"], 4)  # float32 on the wire: 0.30000001...
     data["events_lost"] = event.events_lost
     return json.dumps(data, sort_keys=True)
 

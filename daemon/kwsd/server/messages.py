@@ -89,12 +89,13 @@ def event_from_pb(msg: pb.Event) -> Event:
 def model_info(bundle: Any, thresholds: Mapping[str, float] | None,
                limits: pb.Limits) -> pb.ModelInfo:
     meta = getattr(bundle, "meta", {}) or {}
+    model = meta.get("model") if isinstance(meta.get("model"), dict) else meta  # kws.json
     thresholds = dict(thresholds if thresholds is not None else bundle.thresholds)
     window, hop, rate = int(bundle.window_samples), int(bundle.hop_samples), int(bundle.sample_rate)
     return pb.ModelInfo(
         model_id=str(bundle.model_id),
-        name=str(meta.get("name", "")),
-        version=str(meta.get("version", "")),
+        name=str(model.get("name", "")),
+        version=str(model.get("version", "")),
         keywords=list(bundle.keywords),
         labels=list(bundle.labels),
         thresholds={k: float(v) for k, v in thresholds.items()},
