@@ -127,3 +127,23 @@ def test_det_curve_from_traces(items):
     assert op.miss_rate.tolist() == [0.0, 0.5, 1.0]
     neg_h = (16.0 - 1.5 - 1.6) / 3600
     assert op.fa_per_hour.tolist() == pytest.approx([1 / neg_h, 1 / neg_h, 0.0])
+
+
+def test_several_keywords_in_one_file(tmp_path):
+    path = tmp_path / "demo.csv"
+    path.write_text("file,keyword,kw_start_s,kw_end_s,in_sentence,transcription\n"
+                    "demo.wav,computer,1.0,1.5,False,computer lights operator voyager\n"
+                    "demo.wav,operator,5.0,5.6,True,\n"
+                    "demo.wav,voyager,9.0,9.6,False,\n")
+    items = read_eval_manifest(path)
+    dets = [Detection("demo.wav", "computer", 0.9, 1.1, 1.6),
+            Detection("demo.wav", "voyager", 0.9, 5.1, 5.5),  # confusion in operator's span
+            Detection("demo.wav", "voyager", 0.9, 9.0, 9.5),
+            Detection("demo.wav", "voyager", 0.8, 9.3, 9.7)]  # duplicate
+    r = score(items, dets, {"demo.wav": 12.0}, ["computer", "operator", "voyager"])
+    assert r.per_keyword["computer"].alone_hits == 1
+    assert r.per_keyword["operator"].sentence == 1 and r.per_keyword["operator"].sentence_hits == 0
+    assert r.per_keyword["voyager"].alone_hits == 1
+    assert r.false_alarms == 1 and r.duplicates == 1
+    assert r.confusion[("operator", "voyager")] == 1
+    assert r.negative_hours == pytest.approx((12.0 - 1.5 - 1.6 - 1.6) / 3600)

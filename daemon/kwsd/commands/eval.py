@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
                 out.write(json.dumps(det.to_dict()) + "\n")
             out.flush()
 
-        run = run_files(bundle, [(i.file, i.path) for i in items], settings,
+        files = list({i.file: i.path for i in items}.items())  # a file once, however many rows
+        run = run_files(bundle, files, settings,
                         progress=not args.no_progress, on_result=write)
     keywords = list(bundle.keywords)
     result = score(items, run.detections, run.durations, keywords, args.tolerance)

@@ -104,11 +104,30 @@ def _overlaps(a0: float, a1: float, b0: float, b1: float) -> bool:
     return a0 < b1 and b0 < a1
 
 
-def allowed_extra(item: EvalItem, keyword: str) -> int:
-    """Occurrences of `keyword` said beyond the labelled one, from the transcription."""
-    if not item.transcription:
+def group_by_file(items: list[EvalItem]) -> dict[str, list[EvalItem]]:
+    """Rows per file, in manifest order (a file may hold several labelled keywords)."""
+    out: dict[str, list[EvalItem]] = {}
+    for item in items:
+        out.setdefault(item.file, []).append(item)
+    return out
+
+
+def allowed_extra(rows: list[EvalItem], keyword: str) -> int:
+    """Occurrences of `keyword` said in a file beyond its labelled ones (from the transcription)."""
+    text = next((r.transcription for r in rows if r.transcription), "")
+    if not text:
         return 0
-    return max(0, count_keyword(item.transcription, keyword) - (keyword == item.keyword))
+    return max(0, count_keyword(text, keyword) - sum(r.keyword == keyword for r in rows))
+
+
+def _union_length(spans: list[tuple[float, float]]) -> float:
+    total, end = 0.0, -np.inf
+    for a, b in sorted(spans):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
 
 
 def score(items: list[EvalItem], detections: list[Detection], durations: dict[str, float],
@@ -122,56 +141,58 @@ def score(items: list[EvalItem], detections: list[Detection], durations: dict[st
     result = EvalResult(keywords=list(keywords), per_keyword=per_kw, false_alarms=0,
                         negative_hours=0.0, total_hours=0.0, duplicates=0, unlabelled_hits=0)
     neg_s = tot_s = 0.0
-    for item in items:
-        if item.file not in durations:
+    for file, rows in group_by_file(items).items():
+        if file not in durations:
             continue
-        dur = durations[item.file]
+        dur = durations[file]
         tot_s += dur
-        span = truth_span(item, dur, tolerance_s)
-        neg_s += dur - (span[1] - span[0] if span else 0.0)
-        hit, first_in_span = False, None
+        labelled = [(r, truth_span(r, dur, tolerance_s)) for r in rows if r.keyword]
+        neg_s += dur - _union_length([sp for _, sp in labelled if sp is not None])
+        hit = [False] * len(labelled)
+        first_in_span: list[str | None] = [None] * len(labelled)
         used: Counter = Counter()
         outcome = []
-        for det in sorted(by_file.get(item.file, []), key=lambda d: d.start_s):
-            in_span = span is not None and _overlaps(det.start_s, det.end_s, *span)
-            if in_span and det.keyword == item.keyword:
-                if hit:
+        for det in sorted(by_file.get(file, []), key=lambda d: d.start_s):
+            inside = [i for i, (_, sp) in enumerate(labelled)
+                      if sp is not None and _overlaps(det.start_s, det.end_s, *sp)]
+            same = [i for i in inside if labelled[i][0].keyword == det.keyword]
+            for i in inside:
+                if first_in_span[i] is None:
+                    first_in_span[i] = det.keyword
+            if same:
+                fresh = [i for i in same if not hit[i]]
+                if fresh:
+                    hit[fresh[0]] = True
+                    outcome.append("hit")
+                else:
                     result.duplicates += 1
                     outcome.append("dup")
-                else:
-                    hit = True
-                    outcome.append("hit")
-                if first_in_span is None:
-                    first_in_span = det.keyword
                 continue
-            if used[det.keyword] < allowed_extra(item, det.keyword):
+            if used[det.keyword] < allowed_extra(rows, det.keyword):
                 used[det.keyword] += 1
                 result.unlabelled_hits += 1
                 outcome.append(f"unlabelled:{det.keyword}")
                 continue
-            if in_span and first_in_span is None:
-                first_in_span = det.keyword
             result.false_alarms += 1
             result.fa_detections.append(det)
-            if det.keyword in per_kw:
-                per_kw[det.keyword].false_alarms += 1
-            else:
-                per_kw.setdefault(det.keyword, KeywordStats()).false_alarms += 1
-            if not in_span:
+            per_kw.setdefault(det.keyword, KeywordStats()).false_alarms += 1
+            if not inside:
                 result.confusion[(NONE_LABEL, det.keyword)] += 1
             outcome.append(f"fa:{det.keyword}")
-        if item.keyword:
-            stats = per_kw[item.keyword]
-            if item.in_sentence:
+        for i, (row, _) in enumerate(labelled):
+            stats = per_kw[row.keyword]
+            if row.in_sentence:
                 stats.sentence += 1
-                stats.sentence_hits += hit
+                stats.sentence_hits += hit[i]
             else:
                 stats.alone += 1
-                stats.alone_hits += hit
-            detected = item.keyword if hit else (first_in_span or MISSED_LABEL)
-            result.confusion[(item.keyword, detected)] += 1
-            outcome.insert(0, "hit" if hit else "miss")
-        result.outcomes[item.file] = " ".join(dict.fromkeys(outcome)) or "-"
+                stats.alone_hits += hit[i]
+            detected = row.keyword if hit[i] else (first_in_span[i] or MISSED_LABEL)
+            result.confusion[(row.keyword, detected)] += 1
+        if labelled:
+            outcome.insert(0, f"hit {sum(hit)}/{len(hit)}" if len(hit) > 1
+                           else "hit" if hit[0] else "miss")
+        result.outcomes[file] = " ".join(dict.fromkeys(outcome)) or "-"
     result.negative_hours = neg_s / 3600.0
     result.total_hours = tot_s / 3600.0
     return result
@@ -243,28 +264,28 @@ def det_curves(items: list[EvalItem], traces: dict[str, ScoreTrace], durations: 
         thresholds = np.linspace(0.0, 1.0, 201)
     thresholds = np.asarray(thresholds, dtype=np.float64)
     curves = {}
+    groups = group_by_file(items)
     labelled = [k for k in keywords if any(i.keyword == k for i in items)]
     for ki, kw in ((keywords.index(k), k) for k in labelled):
         peaks, fas = [], np.zeros(len(thresholds), dtype=np.int64)
         neg_s = 0.0
-        for item in items:
-            trace = traces.get(item.file)
-            if item.file not in durations or trace is None:
+        for file, rows in groups.items():
+            trace = traces.get(file)
+            if file not in durations or trace is None:
                 continue
-            dur = durations[item.file]
-            span = truth_span(item, dur, tolerance_s) if item.keyword == kw else None
+            dur = durations[file]
             s = trace.scores[:, ki] if len(trace.scores) else np.zeros(0)
             inside = np.zeros(len(s), dtype=bool)
-            if span is not None:
-                inside = (trace.start_s < span[1]) & (trace.end_s > span[0])
-                peaks.append(float(s[inside].max()) if inside.any() else 0.0)
-                neg_s += dur - (span[1] - span[0])
-            else:
-                neg_s += dur
+            spans = [truth_span(r, dur, tolerance_s) for r in rows if r.keyword == kw]
+            for sp in spans:
+                here = (trace.start_s < sp[1]) & (trace.end_s > sp[0])
+                peaks.append(float(s[here].max()) if here.any() else 0.0)
+                inside |= here
+            neg_s += dur - _union_length(spans)
             outside = ~inside
             events = count_events(trace.end_s[outside], s[outside], thresholds, refractory_s,
                                   release_ratio, gap_s)
-            fas += np.maximum(0, events - allowed_extra(item, kw))
+            fas += np.maximum(0, events - allowed_extra(rows, kw))
         peaks_arr = np.asarray(peaks)
         miss = np.array([(peaks_arr < t).mean() if peaks_arr.size else np.nan for t in thresholds])
         hours = neg_s / 3600.0

@@ -408,7 +408,7 @@ def calibrate_on_heldout(bundle: ModelBundle, held: list[Clip], keywords: list[s
     manifest = heldout_set(calibration_clips(held, cfg), cfg, augmenter)
     items = read_eval_manifest(manifest)
     settings = PipelineSettings()
-    run = run_files(bundle, [(i.file, i.path) for i in items], settings,
+    run = run_files(bundle, list({i.file: i.path for i in items}.items()), settings,
                     progress=cfg.progress, desc="calibrate")
     refractory = settings.decision.refractory_ms / 1000
     curves = det_curves(items, run.traces, run.durations, keywords, thresholds=cal.GRID,
@@ -423,7 +423,7 @@ def calibrate_on_heldout(bundle: ModelBundle, held: list[Clip], keywords: list[s
     if cfg.final_eval:
         # the real decision at the chosen thresholds (a second pass: events depend on them)
         bundle.thresholds = dict(thresholds)
-        final = run_files(bundle, [(i.file, i.path) for i in items], settings,
+        final = run_files(bundle, list({i.file: i.path for i in items}.items()), settings,
                           progress=cfg.progress, desc="held-out eval")
         result = score(items, final.detections, final.durations, keywords)
         metrics["at_default_thresholds"] = result.summary()
