@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import os
 import sys
 import time
@@ -69,6 +70,7 @@ class Plan:
     sentences: int = 70
     noise_clips: int = 1200
     espeak_share: float = 0.15  # at most this share of all clips from espeak-ng formant voices
+    kokoro_scale: float = 0.5
     distill_minutes_per_speaker: float = 3.5
 
 
@@ -85,8 +87,9 @@ def _clip_name(kind: str, idx: int, variant: Variant) -> str:
 
 
 def _voice_jobs(voice: Voice, plan: Plan, words: list[str], sents: list[str],
-                scale: float) -> list[Job]:
-    """Every clip for one voice; `scale` < 1 thins it out (espeak formant voices)."""
+                scale: float, keep_keywords: bool = False) -> list[Job]:
+    """Every clip for one voice; `scale` < 1 thins it out (espeak formant voices; slow Kokoro
+    voices with `keep_keywords`, which keeps every isolated-keyword variant)."""
     rng = np.random.default_rng(_seed("plan", voice.name))
     variants = list(DEFAULT_VARIANTS)
 
@@ -100,7 +103,7 @@ def _voice_jobs(voice: Voice, plan: Plan, words: list[str], sents: list[str],
     d = voice.name
     kws = list(texts.KEYWORDS.items())
     for ki, (label, spellings) in enumerate(kws):
-        chosen = (variants[: plan.kw_variants] if scale >= 1
+        chosen = (variants[: plan.kw_variants] if scale >= 1 or keep_keywords
                   else [var() for _ in range(n(plan.kw_variants))])
         for vi, v in enumerate(chosen):
             text = spellings[vi % len(spellings)]
@@ -180,7 +183,9 @@ def corpus_jobs(voices: list[Voice], plan: Plan, seed: int = 7) -> list[Job]:
     esp, scale = _espeak_voices_to_use(voices, plan)
     jobs: list[Job] = []
     for v in voices:
-        if v.engine != "espeak":
+        if v.engine == "kokoro":  # ~1-4 s per phrase here: fewer negatives, all keywords
+            jobs += _voice_jobs(v, plan, words, sents, plan.kokoro_scale, keep_keywords=True)
+        elif v.engine != "espeak":
             jobs += _voice_jobs(v, plan, words, sents, 1.0)
     for v in esp:
         jobs += _voice_jobs(v, plan, words, sents, scale)
@@ -210,30 +215,38 @@ def distill_jobs(voices: list[Voice], plan: Plan, seed: int = 11) -> list[Job]:
     return jobs
 
 
+@functools.lru_cache(maxsize=512)
+def _render_part(voice: Voice, text: str, variant: Variant) -> np.ndarray:
+    """Carrier prefixes/suffixes repeat across clips: render each (voice, text, variant) once."""
+    audio = tts.render(voice, text, variant)
+    audio.flags.writeable = False
+    return audio
+
+
 def _render_continuous(job: Job, voice: Voice) -> tuple[np.ndarray, float, float]:
     """Render the whole sentence at once; the keyword span comes from forced alignment
     (pocketsphinx), or if that fails is estimated from the durations of the prefix and of
     prefix+keyword rendered alone (sentence-final lengthening makes that ~0.1 s late)."""
     rng = np.random.default_rng(job.seed)
     pad = tts.TRIM_PAD_S
-    full = tts.render(voice, " ".join(job.parts), job.variant)
+    full = _render_part(voice, " ".join(job.parts), job.variant)
     k = job.kw_part
 
     def speech_s(parts: tuple[str, ...]) -> float:
         if not parts:
             return 0.0
-        return max(0.0, len(tts.render(voice, " ".join(parts), job.variant)) / SAMPLE_RATE
+        return max(0.0, len(_render_part(voice, " ".join(parts), job.variant)) / SAMPLE_RATE
                    - 2 * pad)
     lead = int(rng.uniform(0.1, 0.4) * SAMPLE_RATE)
     tail = int(rng.uniform(0.1, 0.4) * SAMPLE_RATE)
-    total_s = len(full) / SAMPLE_RATE - 2 * pad
-    start = lead / SAMPLE_RATE + pad + min(speech_s(job.parts[:k]), total_s)
-    end = (lead / SAMPLE_RATE + pad + total_s if k == len(job.parts) - 1
-           else lead / SAMPLE_RATE + pad + min(speech_s(job.parts[: k + 1]), total_s))
     samples = np.concatenate([np.zeros(lead, np.int16), full, np.zeros(tail, np.int16)])
     span = align.keyword_span(samples, job.parts, k)  # forced alignment beats the estimate
     if span is not None:
         return samples, span[0], span[1]
+    total_s = len(full) / SAMPLE_RATE - 2 * pad
+    start = lead / SAMPLE_RATE + pad + min(speech_s(job.parts[:k]), total_s)
+    end = (lead / SAMPLE_RATE + pad + total_s if k == len(job.parts) - 1
+           else lead / SAMPLE_RATE + pad + min(speech_s(job.parts[: k + 1]), total_s))
     return samples, start, max(end, start + 0.1)
 
 
@@ -247,7 +260,7 @@ def _render_job(job: Job, voice: Voice) -> tuple[np.ndarray, float, float]:
     pieces.append(np.zeros(pos, np.int16))
     kw_start = kw_end = -1.0
     for i, text in enumerate(job.parts):
-        audio = tts.render(voice, text, job.variant)
+        audio = _render_part(voice, text, job.variant)
         if i == job.kw_part:
             kw_start, kw_end = pos / SAMPLE_RATE, (pos + len(audio)) / SAMPLE_RATE
         pieces.append(audio)
