@@ -89,6 +89,7 @@ class ApiConfig:
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
+    tls_client_names: tuple[str, ...] = ()  # mutual TLS: allowed client cert names; () = any
     token: str = ""
     insecure_loopback: bool = False
     max_streams: int = 16
@@ -227,6 +228,12 @@ def _build(cls: type, section: str, data: dict[str, Any], checks: dict[str, Any]
     return cls(**kwargs)
 
 
+def _names(option: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(option, f"must be a list of non-empty strings, got {value!r}")
+    return tuple(value)
+
+
 def _thresholds(option: str, value: Any) -> dict[str, float]:
     if not isinstance(value, dict):
         raise ConfigError(option, f"must be a table of keyword = threshold, got {value!r}")
@@ -311,6 +318,7 @@ _CHECKS: dict[str, tuple[type, dict[str, Any]]] = {
         "tls_cert": lambda o, v: _check_str(o, v),
         "tls_key": lambda o, v: _check_str(o, v),
         "tls_client_ca": lambda o, v: _check_str(o, v),
+        "tls_client_names": _names,
         "token": lambda o, v: _check_str(o, v),
         "insecure_loopback": _check_bool,
         "max_streams": lambda o, v: _check_int(o, v, 1, 10000),
@@ -356,6 +364,8 @@ def config_from_dict(data: dict[str, Any], path: str = "",
     if audio.retry_max_s < audio.retry_initial_s:
         raise ConfigError("audio.retry_max_s", "must be >= audio.retry_initial_s")
     api: ApiConfig = parts["api"]
+    if api.tls_client_names and not api.tls_client_ca:
+        raise ConfigError("api.tls_client_names", "needs api.tls_client_ca (mutual TLS)")
     if bool(api.tls_cert) != bool(api.tls_key):
         raise ConfigError("api.tls_key" if api.tls_cert else "api.tls_cert",
                           "api.tls_cert and api.tls_key go together")

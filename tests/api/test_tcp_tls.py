@@ -161,3 +161,34 @@ def test_plain_tcp_only_on_loopback_with_insecure_loopback(random_bundle, speech
             assert list(client.get_model().keywords) == ["yes", "no"]
     finally:
         running.stop()
+
+
+def test_client_name_allow_list(random_bundle, speech_wav, certs, sock_dir):
+    port = free_port()
+    config = make_config(random_bundle, speech_wav, sock_dir / "kwsd.sock", realtime=False,
+                         api={"tcp": f"127.0.0.1:{port}", "tls_cert": str(certs.server_cert),
+                              "tls_key": str(certs.server_key),
+                              "tls_client_ca": str(certs.ca),
+                              "tls_client_names": ["kwsd-test-client"]})
+    running = start(config)
+    try:
+        with KwsdClient(f"localhost:{port}", tls_ca=str(certs.ca), tls_cert=str(certs.client_cert),
+                        tls_key=str(certs.client_key)) as client:
+            assert list(client.get_model().keywords) == ["yes", "no"]
+    finally:
+        running.stop()
+    config = make_config(random_bundle, speech_wav, sock_dir / "kwsd.sock", realtime=False,
+                         api={"tcp": f"127.0.0.1:{port}", "tls_cert": str(certs.server_cert),
+                              "tls_key": str(certs.server_key),
+                              "tls_client_ca": str(certs.ca),
+                              "tls_client_names": ["somebody-else"]})
+    running = start(config)
+    try:
+        with KwsdClient(f"localhost:{port}", tls_ca=str(certs.ca), tls_cert=str(certs.client_cert),
+                        tls_key=str(certs.client_key)) as client:
+            with pytest.raises(grpc.RpcError) as info:
+                client.get_model()
+            assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "kwsd-test-client" in info.value.details()
+    finally:
+        running.stop()
