@@ -423,6 +423,11 @@ def run(out: Path, which: str, jobs_n: int, engines: list[str] | None, plan: Pla
     order = {"mbrola": 0, "flite": 1, "pico": 2, "espeak": 3, "piper": 4, "festival": 5,
              "kokoro": 6}
     names = sorted(by_voice, key=lambda n: (order.get(vmap[n].engine, 9), n))
+    # Two stages: every voice's keyword clips first, then the negatives, so that a run cut short
+    # (slow Kokoro) still has keywords from all its voices.
+    tasks = [(n, stage, [j for j in by_voice[n] if (j.label == UNKNOWN) == bool(stage)])
+             for stage in (0, 1) for n in names]
+    tasks = [t for t in tasks if t[2]]
     total = len(all_jobs)
     print(f"[corpus] {which}: {len(names)} voices, {total} clips planned -> {out}", flush=True)
     if which == "corpus" and plan.noise_clips and (not engines or "noise" in engines):
@@ -431,17 +436,19 @@ def run(out: Path, which: str, jobs_n: int, engines: list[str] | None, plan: Pla
     t0 = time.time()
     finished = 0
     with ProcessPoolExecutor(max_workers=max(1, jobs_n)) as pool:
-        futs = {pool.submit(render_voice, str(out), vmap[n], by_voice[n]): n for n in names}
+        futs = {pool.submit(render_voice, str(out), vmap[n], jobs): (n, stage, len(jobs))
+                for n, stage, jobs in tasks}
         for fut in as_completed(futs):
-            name = futs[fut]
-            finished += len(by_voice[name])
+            name, stage, count = futs[fut]
+            finished += count
+            what = f"{name} ({'keywords' if stage == 0 else 'negatives'})"
             try:
                 _, ok, fail, errs = fut.result()
             except Exception as exc:  # one broken voice must not stop the corpus
-                print(f"[corpus] {name}: FAILED {type(exc).__name__}: {exc}", flush=True)
+                print(f"[corpus] {what}: FAILED {type(exc).__name__}: {exc}", flush=True)
                 continue
             rate = finished / max(1e-6, time.time() - t0)
-            print(f"[corpus] {finished}/{total} ({100 * finished / total:.0f} %) {name}: "
+            print(f"[corpus] {finished}/{total} ({100 * finished / total:.0f} %) {what}: "
                   f"{ok} new, {fail} failed{'; ' + errs[0] if errs else ''} "
                   f"[{rate:.1f} clips/s]", flush=True)
             write_manifest(out)
