@@ -243,3 +243,18 @@ def test_too_many_streams(stub):
             list(call)
     responses = list(stub.Detect(iter([_config(), _audio()]), timeout=30))
     assert responses[-1].HasField("summary")
+
+
+def test_too_many_subscribers(stub, server):
+    servicer = server.handle.servicer
+    limit, servicer.max_subscribers = servicer.max_subscribers, 1  # the default is 64
+    first = stub.Subscribe(pb.SubscribeRequest(), timeout=30)
+    try:
+        first.initial_metadata()
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.Subscribe(pb.SubscribeRequest(), timeout=10))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "too many subscribers (limit 1)" in info.value.details()
+    finally:
+        first.cancel()
+        servicer.max_subscribers = limit

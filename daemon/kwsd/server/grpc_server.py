@@ -125,7 +125,8 @@ def start(daemon, api_config) -> ServerHandle:
                          interceptors=interceptors, options=options,
                          maximum_concurrent_rpcs=workers)
     servicer = KwsdServicer(daemon, max_streams=max_streams, max_chunk_bytes=max_chunk,
-                            max_message_bytes=max_message, metrics=metrics)
+                            max_message_bytes=max_message, max_subscribers=max_subscribers,
+                            metrics=metrics)
     pb_grpc.add_KwsdServicer_to_server(servicer, server)
     health = HealthReporter(daemon)
     from grpc_health.v1 import health_pb2, health_pb2_grpc

@@ -59,8 +59,9 @@ class StreamSlots:
 
 class KwsdServicer(pb_grpc.KwsdServicer):
     def __init__(self, daemon, *, max_streams: int, max_chunk_bytes: int,
-                 max_message_bytes: int, metrics=None) -> None:
+                 max_message_bytes: int, max_subscribers: int = 64, metrics=None) -> None:
         self.daemon = daemon
+        self.max_subscribers = max_subscribers
         self.max_chunk_bytes = max_chunk_bytes
         self.limits = pb.Limits(max_streams=max_streams, max_chunk_bytes=max_chunk_bytes,
                                 max_message_bytes=max_message_bytes,
@@ -120,8 +121,11 @@ class KwsdServicer(pb_grpc.KwsdServicer):
         predicate = _event_filter(keywords, request.min_confidence, set(request.sources),
                                   request.include_speech_activity)
         name = f"grpc:{request.client_name or context.peer()}"
-        sub = self.daemon.bus.subscribe(name, predicate)
         with self._subs_lock:
+            if len(self._subs) >= self.max_subscribers:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"too many subscribers (limit {self.max_subscribers})")
+            sub = self.daemon.bus.subscribe(name, predicate)
             self._subs.add(sub)
         context.add_callback(sub.close)  # client gone: wake the waiting get() at once
         context.send_initial_metadata(())  # tells the client the subscription exists
@@ -169,7 +173,12 @@ class KwsdServicer(pb_grpc.KwsdServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         n = next(self._stream_ids)
         stream_id = f"detect:{fmt.label}:{n}" if fmt.label else f"detect:{n}"
-        session = DetectSession(self.daemon.open_stream(stream_id), fmt, stream_id)
+        try:
+            pipeline = self.daemon.open_stream(stream_id)
+        except Exception as exc:  # the daemon is not serving (stopping, no model)
+            log.warning("Detect %s refused: %s", stream_id, exc)
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"kwsd cannot open a stream now: {exc}")
+        session = DetectSession(pipeline, fmt, stream_id)
         # Headers now, not with the first detection: the client learns that its config was
         # accepted and the stream's id before it sends audio.
         context.send_initial_metadata(((STREAM_ID_HEADER, stream_id),))
