@@ -152,6 +152,18 @@ def test_detect_stereo_numpy_equals_mono(server, random_bundle, speech_wav):
     assert result.summary.input_frames == len(samples)
 
 
+def test_detect_8khz_matches_offline_pipeline(server, random_bundle, shared_data):
+    """An 8 kHz telephone recording sent at its own rate: the daemon's streaming resampler
+    gives the samples that `kwsd eval`'s whole-file resampling gives, hence the same events."""
+    wav = shared_data / "real-dev" / "wuw-dev" / "00007" / "WUWII00007_001.wav"
+    offline = offline_detections(random_bundle, wav, server.config, "file")
+    assert offline
+    with KwsdClient(server.address) as client:
+        result = client.detect_wav(wav)
+    _same(result.detections, offline)
+    assert result.summary.input_frames * 2 == result.summary.samples_processed
+
+
 def test_detect_keyword_filter(server):
     with KwsdClient(server.address) as client:
         samples = read_wav_16k(server.config.audio.wav)
