@@ -63,13 +63,19 @@ def _thresholds(args: argparse.Namespace, bundle) -> dict[str, float]:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    import numpy as np
     import torch
 
     from kwsd.engine.pipeline import PipelineSettings
     from kwsd.model.bundle import ModelBundleError, load_bundle
     from kwsd.training.evaluate import run_files
     from kwsd.training.manifest import ManifestError, read_eval_manifest
-    from kwsd.training.report import format_table, plot_confusion, plot_det
+    from kwsd.training.report import (
+        format_table,
+        plot_confusion,
+        plot_det,
+        plot_fa_vs_threshold,
+    )
     from kwsd.training.scoring import det_curves, score
 
     torch.set_num_threads(max(1, args.threads))
@@ -114,6 +120,15 @@ def run(args: argparse.Namespace) -> int:
                      for kw, s in result.per_keyword.items() if s.alone + s.sentence}
         if curves:
             plot_det(curves, args.plots / "det.png", title, operating)
+        else:  # no keyword in the set: false alarms against the threshold instead
+            curves = det_curves(items, run.traces, run.durations, keywords,
+                                tolerance_s=args.tolerance,
+                                refractory_s=settings.decision.refractory_ms / 1000,
+                                release_ratio=settings.decision.release_ratio,
+                                gap_s=1.5 * bundle.hop_samples / bundle.sample_rate,
+                                all_keywords=True)
+            used = {**bundle.thresholds, **overrides}
+            plot_fa_vs_threshold(curves, args.plots / "fa.png", title, used)
         plot_confusion(result, keywords, args.plots / "confusion.png", title)
         summary = result.summary()
         summary.update({
@@ -122,13 +137,13 @@ def run(args: argparse.Namespace) -> int:
             "unreadable": run.errors,
             "rtf_mean": (sum(f.rtf for f in run.files) / len(run.files)) if run.files else None,
             "det": {kw: {"thresholds": c.thresholds.round(4).tolist(),
-                         "miss_rate": c.miss_rate.round(4).tolist(),
+                         "miss_rate": [None if np.isnan(v) else round(float(v), 4)
+                                       for v in c.miss_rate],
                          "fa_per_hour": c.fa_per_hour.round(3).tolist()}
                     for kw, c in curves.items()},
             "outcomes": result.outcomes,
         })
         (args.plots / "summary.json").write_text(json.dumps(summary, indent=1))
-        print(f"figures: {args.plots}/det.png, {args.plots}/confusion.png; "
-              f"summary: {args.plots}/summary.json")
+        print(f"figures and summary.json in {args.plots}/")
     print(f"detections: {args.out}")
     return 0

@@ -87,3 +87,26 @@ def plot_confusion(result: EvalResult, labels: list[str], path: str | Path, titl
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_fa_vs_threshold(curves: dict[str, DetCurve], path: str | Path, title: str,
+                         thresholds: dict[str, float] | None = None) -> None:
+    """False alarms per hour against the threshold, per keyword (sets without keywords);
+    dots at the thresholds in use."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+    for kw, c in curves.items():
+        (line,) = ax.plot(c.thresholds, c.fa_per_hour, label=kw)
+        if thresholds and kw in thresholds:
+            i = int(np.clip(np.searchsorted(c.thresholds, thresholds[kw]), 0,
+                            len(c.thresholds) - 1))
+            ax.plot([c.thresholds[i]], [c.fa_per_hour[i]], "o", color=line.get_color())
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xlabel("threshold")
+    ax.set_ylabel("false alarms per hour")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

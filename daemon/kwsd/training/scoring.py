@@ -253,8 +253,9 @@ class DetCurve:
 def det_curves(items: list[EvalItem], traces: dict[str, ScoreTrace], durations: dict[str, float],
                keywords: list[str], thresholds: np.ndarray | None = None,
                tolerance_s: float = 0.5, refractory_s: float = 1.0, release_ratio: float = 1.0,
-               gap_s: float | None = None) -> dict[str, DetCurve]:
-    """Miss rate and false alarms per hour for every threshold, for each labelled keyword.
+               gap_s: float | None = None, all_keywords: bool = False) -> dict[str, DetCurve]:
+    """Miss rate and false alarms per hour for every threshold, for each labelled keyword
+    (every keyword with `all_keywords`: false alarms of a negative-only set).
 
     A positive file is detected at threshold t when the keyword's score reaches t in a window
     overlapping its widened span; false alarms are events outside such spans, minus the
@@ -265,7 +266,7 @@ def det_curves(items: list[EvalItem], traces: dict[str, ScoreTrace], durations: 
     thresholds = np.asarray(thresholds, dtype=np.float64)
     curves = {}
     groups = group_by_file(items)
-    labelled = [k for k in keywords if any(i.keyword == k for i in items)]
+    labelled = [k for k in keywords if all_keywords or any(i.keyword == k for i in items)]
     for ki, kw in ((keywords.index(k), k) for k in labelled):
         peaks, fas = [], np.zeros(len(thresholds), dtype=np.int64)
         neg_s = 0.0
