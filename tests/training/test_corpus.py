@@ -126,3 +126,23 @@ def test_forced_alignment_finds_a_joined_keyword() -> None:
     assert span is not None
     assert span[0] == pytest.approx(start, abs=0.12) and span[1] == pytest.approx(end, abs=0.12)
     assert align.keyword_span(np.zeros(16000, np.int16), job.parts, 1) is None
+
+
+def test_custom_keywords_get_their_own_negatives() -> None:
+    words = ["light", "lighter", "lightning", "sunlight", "kiwi", "kiwis", "table", "on"]
+    vocab = texts.custom_vocabulary(["Lights on", "hey-kiwi"], words)
+    assert set(vocab.keywords) == {"lights on", "hey-kiwi"}
+    assert vocab.contains("please turn the lights on now") and vocab.contains("hey kiwi")
+    assert not vocab.contains("the light is on")
+    assert {"light", "lighter", "lightning", "kiwi", "kiwis"} <= set(vocab.confusables)
+    assert "sunlight" not in vocab.confusables
+    assert vocab.partials and not any(vocab.contains(p) for p in vocab.partials)
+    voices = [v for v in available_voices() if v.engine == "espeak"][:1]
+    jobs = corpus.corpus_jobs(voices, TINY, keywords=["lights on", "hey-kiwi"])
+    assert {j.label for j in jobs} == {"lights on", "hey-kiwi", "_unknown_"}
+    assert not any(vocab.contains(" ".join(j.parts)) for j in jobs if j.label == "_unknown_")
+
+
+def test_bad_custom_keyword_is_a_clear_error(tmp_path, capsys) -> None:
+    assert corpus.main(["--out", str(tmp_path), "--keywords", "caf\u00e9 2000"]) == 2
+    assert "plain English letters" in capsys.readouterr().err

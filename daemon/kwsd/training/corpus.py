@@ -89,7 +89,8 @@ def _clip_name(kind: str, idx: int, variant: Variant) -> str:
 
 
 def _voice_jobs(voice: Voice, plan: Plan, words: list[str], sents: list[str],
-                scale: float, keep_keywords: bool = False) -> list[Job]:
+                scale: float, keep_keywords: bool = False,
+                vocab: texts.Vocabulary | None = None) -> list[Job]:
     """Every clip for one voice; `scale` < 1 thins it out (espeak formant voices; slow Kokoro
     voices with `keep_keywords`, which keeps every isolated-keyword variant)."""
     rng = np.random.default_rng(_seed("plan", voice.name))
@@ -103,7 +104,8 @@ def _voice_jobs(voice: Voice, plan: Plan, words: list[str], sents: list[str],
 
     jobs: list[Job] = []
     d = voice.name
-    kws = list(texts.KEYWORDS.items())
+    vocab = vocab or texts.demo_vocabulary()
+    kws = list(vocab.keywords.items())
     for ki, (label, spellings) in enumerate(kws):
         chosen = (variants[: plan.kw_variants] if scale >= 1 or keep_keywords
                   else [var() for _ in range(n(plan.kw_variants))])
@@ -119,15 +121,15 @@ def _voice_jobs(voice: Voice, plan: Plan, words: list[str], sents: list[str],
             jobs.append(Job(f"{d}/{_clip_name('kwsent', ki * 10 + ci, v)}", d, parts,
                             parts.index(text), label, "keyword_sentence", v,
                             _seed(d, "kws", ki, ci)))
-    conf = texts.negative_confusables()
+    conf = list(vocab.confusables)
     for i in rng.choice(len(conf), size=min(len(conf), n(plan.confusables)), replace=False):
         v = var()
         jobs.append(Job(f"{d}/{_clip_name('conf', int(i), v)}", d, (conf[int(i)],), -1, UNKNOWN,
                         "confusable", v, _seed(d, "conf", i)))
-    for i in rng.choice(len(texts.PARTIALS), size=min(len(texts.PARTIALS), n(plan.partials)),
+    for i in rng.choice(len(vocab.partials), size=min(len(vocab.partials), n(plan.partials)),
                         replace=False):
         v = var()
-        jobs.append(Job(f"{d}/{_clip_name('part', int(i), v)}", d, (texts.PARTIALS[int(i)],),
+        jobs.append(Job(f"{d}/{_clip_name('part', int(i), v)}", d, (vocab.partials[int(i)],),
                         -1, UNKNOWN, "partial", v, _seed(d, "part", i)))
     for i in rng.choice(len(words), size=n(plan.words), replace=False):
         v = var()
@@ -179,18 +181,26 @@ def _espeak_voices_to_use(voices: list[Voice], plan: Plan) -> tuple[list[Voice],
     return order, scale
 
 
-def corpus_jobs(voices: list[Voice], plan: Plan, seed: int = 7) -> list[Job]:
+def corpus_jobs(voices: list[Voice], plan: Plan, seed: int = 7,
+                keywords: list[str] | None = None) -> list[Job]:
+    """The keyword corpus plan: the demo vocabulary, or the user's own `keywords`."""
     words = texts.word_list()
-    sents = texts.sentences(5000, seed=seed, words=words)
+    if keywords:
+        vocab = texts.custom_vocabulary(keywords, words)
+        words = [w for w in words if not vocab.contains(w)]
+    else:
+        vocab = texts.demo_vocabulary()
+    sents = texts.sentences(5000, seed=seed, words=words, vocab=vocab)
     esp, scale = _espeak_voices_to_use(voices, plan)
     jobs: list[Job] = []
     for v in voices:
         if v.engine == "kokoro":  # ~1-4 s per phrase here: fewer negatives, all keywords
-            jobs += _voice_jobs(v, plan, words, sents, plan.kokoro_scale, keep_keywords=True)
+            jobs += _voice_jobs(v, plan, words, sents, plan.kokoro_scale, keep_keywords=True,
+                                vocab=vocab)
         elif v.engine != "espeak":
-            jobs += _voice_jobs(v, plan, words, sents, 1.0)
+            jobs += _voice_jobs(v, plan, words, sents, 1.0, vocab=vocab)
     for v in esp:
-        jobs += _voice_jobs(v, plan, words, sents, scale)
+        jobs += _voice_jobs(v, plan, words, sents, scale, vocab=vocab)
     return jobs
 
 
@@ -403,7 +413,7 @@ def summarize(rows: list[dict]) -> str:
 
 
 def run(out: Path, which: str, jobs_n: int, engines: list[str] | None, plan: Plan,
-        limit_voices: int | None = None) -> int:
+        limit_voices: int | None = None, keywords: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     voices = list(available_voices())
     if limit_voices:
@@ -413,7 +423,8 @@ def run(out: Path, which: str, jobs_n: int, engines: list[str] | None, plan: Pla
         return 2
     # The plan is made from ALL voices (so --engines only selects a part of the same plan,
     # and separate runs per engine add up to one corpus).
-    all_jobs = corpus_jobs(voices, plan) if which == "corpus" else distill_jobs(voices, plan)
+    all_jobs = (corpus_jobs(voices, plan, keywords=keywords) if which == "corpus"
+                else distill_jobs(voices, plan))
     vmap = {v.name: v for v in voices}
     all_jobs = [j for j in all_jobs if not engines or vmap[j.voice].engine in engines]
     by_voice: dict[str, list[Job]] = defaultdict(list)
@@ -465,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="worker processes (<= 2 here)")
     p.add_argument("--engines", default="",
                    help="comma list of engines (and 'noise') to render (default: all)")
+    p.add_argument("--keywords", default="",
+                   help="comma list of your own keywords (default: the demo vocabulary)")
     p.add_argument("--limit-voices", type=int, default=None, help="first N voices (smoke test)")
     p.add_argument("--noise-clips", type=int, default=Plan.noise_clips)
     p.add_argument("--distill-minutes", type=float, default=Plan.distill_minutes_per_speaker,
@@ -475,14 +488,21 @@ def main(argv: list[str] | None = None) -> int:
     engines = [e for e in a.engines.split(",") if e] or None
     if a.print_plan:
         voices = [v for v in available_voices() if not engines or v.engine in engines]
-        jobs = corpus_jobs(voices, plan) if a.set == "corpus" else distill_jobs(voices, plan)
+        kws = [k.strip() for k in a.keywords.split(",") if k.strip()] or None
+        jobs = (corpus_jobs(voices, plan, keywords=kws) if a.set == "corpus"
+                else distill_jobs(voices, plan))
         c = Counter(j.voice.split("-")[0] for j in jobs)
         print(f"{len(jobs)} clips: {dict(c)}; speakers "
               f"{len({v.speaker for v in voices})}; val speakers "
               f"{sorted({v.speaker for v in voices if split_of(v) == 'val'})}")
         print(asdict(plan))
         return 0
-    return run(a.out, a.set, a.jobs, engines, plan, a.limit_voices)
+    keywords = [k.strip() for k in a.keywords.split(",") if k.strip()] or None
+    try:
+        return run(a.out, a.set, a.jobs, engines, plan, a.limit_voices, keywords)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ contain no keyword (`contains_keyword`).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,57 @@ def negative_confusables() -> list[str]:
     return [w for w in CONFUSABLES if w not in _KEYWORD_FORMS and not contains_keyword(w)]
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """Keywords (label -> spellings) with their hard negatives; `contains` guards negatives."""
+
+    keywords: dict[str, tuple[str, ...]]
+    confusables: tuple[str, ...]
+    partials: tuple[str, ...]
+    patterns: tuple[re.Pattern, ...]
+
+    def contains(self, text: str) -> bool:
+        return any(p.search(text) for p in self.patterns)
+
+
+def demo_vocabulary() -> Vocabulary:
+    return Vocabulary(dict(KEYWORDS), tuple(negative_confusables()), PARTIALS,
+                      tuple(_KW_PATTERNS))
+
+
+def custom_vocabulary(keywords: list[str], words: list[str] | None = None) -> Vocabulary:
+    """A user's own keywords: partials are cut from the keyword, confusables are dictionary
+    words that share its first four letters or one of its words (e.g. 'lights on' -> 'light',
+    'lighter', 'on')."""
+    kws = [" ".join(k.lower().split()) for k in keywords if k.strip()]
+    if not kws:
+        raise ValueError("no keywords given")
+    for k in kws:
+        if not re.fullmatch(r"[a-z' -]+", k):
+            raise ValueError(f"keyword {k!r}: use plain English letters, spaces and hyphens")
+    patterns = tuple(re.compile(r"\b" + r"\W*".join(map(re.escape, re.split(r"[ -]+", k)))
+                                + r"s?\b", re.I) for k in kws)
+
+    def hit(text: str) -> bool:
+        return any(p.search(text) for p in patterns)
+    words = words if words is not None else []
+    conf: list[str] = []
+    parts: list[str] = []
+    for k in kws:
+        letters = k.replace(" ", "").replace("-", "")
+        stems = {letters[:4]} | {w for w in re.split(r"[ -]+", k) if len(w) >= 2}
+        conf += [w for w in words if w[:4] in stems and not hit(w)][:30]
+        conf += [w for w in re.split(r"[ -]+", k) if len(w) >= 2]
+        for frac in (0.4, 0.6, 0.8):
+            cut = max(2, int(round(len(letters) * frac)))
+            if cut < len(letters):
+                parts.append(letters[:cut])
+        parts.append(letters[len(letters) // 2:])
+    conf = [c for c in dict.fromkeys(conf) if not hit(c)]
+    parts = [q for q in dict.fromkeys(parts) if not hit(q)]
+    return Vocabulary({k: (k,) for k in kws}, tuple(conf), tuple(parts), patterns)
+
+
 def cmu_words(limit: int | None = None) -> list[str]:
     """Plain alphabetic words from the CMU pronouncing dictionary shipped with pocketsphinx."""
     path = _cmudict_path()
@@ -143,7 +195,7 @@ def word_list() -> list[str]:
         return fallback_words()
 
 
-def _sentence(rng: np.random.Generator, words: list[str]) -> str:
+def _sentence(rng: np.random.Generator, words: list[str], conf: list[str]) -> str:
     kind = rng.integers(0, 8)
     pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
     if kind <= 2:
@@ -157,20 +209,22 @@ def _sentence(rng: np.random.Generator, words: list[str]) -> str:
     elif kind == 6:  # word salad: phonetic variety from the large word list
         s = " ".join(pick(words) for _ in range(int(rng.integers(3, 9))))
     else:  # a sentence around a confusable word, the hardest negatives
-        conf = negative_confusables()
         s = f"{pick(_SUBJECTS)} {pick(_VERBS)} the {pick(conf)} {pick(_PLACES)}"
     if rng.random() < 0.15:
         s = f"{pick(_FILLERS)}, {s}"
     return " ".join(s.split())
 
 
-def sentences(n: int, seed: int, words: list[str] | None = None) -> list[str]:
+def sentences(n: int, seed: int, words: list[str] | None = None,
+              vocab: Vocabulary | None = None) -> list[str]:
     """n generated non-keyword sentences (deterministic for a seed)."""
     rng = np.random.default_rng(seed)
     words = words or word_list()
+    vocab = vocab or demo_vocabulary()
+    conf = list(vocab.confusables) or words
     out: list[str] = []
     while len(out) < n:
-        s = _sentence(rng, words)
-        if not contains_keyword(s):
+        s = _sentence(rng, words, conf)
+        if not contains_keyword(s) and not vocab.contains(s):
             out.append(s)
     return out
