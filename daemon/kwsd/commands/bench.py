@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", default="1,2", help="torch thread counts to measure")
     parser.add_argument("--variants", default="",
                         help="comma list (default: all); see kwsd.model.bench.VARIANTS")
+    parser.add_argument("--accuracy-wav", action="append", default=[], metavar="WAV",
+                        help="measure accuracy on this recording (repeatable; default: "
+                             "synthetic speech-like audio)")
 
 
 def _cpu_model() -> str:
@@ -104,8 +107,9 @@ def run(args: argparse.Namespace) -> int:
         for name in configs:
             cfg = demo_config() if name == "demo" else EncoderConfig()
             path = make_random_bundle(Path(tmp) / name, cfg, ["yes", "no", "stop", "go"])
+            wavs = [a for w in args.accuracy_wav for a in ("--accuracy-wav", w)]
             speed = _run_json(["speed", "--bundle", str(path), "--seconds", str(args.seconds),
-                               "--threads", args.threads, "--variants", variants])
+                               "--threads", args.threads, "--variants", variants, *wavs])
             best = _recommend(speed["variants"])
             footprint = _run_json(["footprint", "--bundle", str(path), "--variant", best])
             runs = {r["threads"]: r for r in speed["variants"][best]["runs"]}
@@ -137,7 +141,7 @@ def _print_table(result: dict[str, Any]) -> None:
               f"{fp['peak_rss_mib']} MiB ({c['recommended']}); target RTF "
               f"{c['target_rtf_one_core']}")
         print(f"  {'variant':22} {'thr':>3} {'rtf':>7} {'cpu_rtf':>7}  per audio s (ms): conv "
-              "posconv transformer head   | diff vs window-fp32: posterior, rel state")
+              "posconv transformer head   | diff vs window-fp32: posterior, rel state max/mean")
         for v, d in c["variants"].items():
             acc = d["vs_window_fp32"]
             for r in d["runs"]:
@@ -146,4 +150,4 @@ def _print_table(result: dict[str, Any]) -> None:
                 print(f" {mark}{v:22} {r['threads']:>3} {r['rtf']:7.4f} {r['cpu_rtf']:7.4f}  "
                       f"{p['conv']:7.1f} {p['posconv']:7.1f} {p['transformer']:7.1f} "
                       f"{p['head']:6.1f}   | {acc['max_abs_posterior_diff']:.1e}, "
-                      f"{acc['max_rel_last_state_diff']:.1e}")
+                      f"{acc['max_rel_last_state_diff']:.1e}/{acc['mean_rel_last_state_diff']:.1e}")

@@ -77,25 +77,39 @@ def _stream_rtf(bundle, precision: str, cache: bool, audio: np.ndarray, threads:
                                         for k, v in clf.timings.items()}}
 
 
-def _accuracy(bundle, precision: str, cache: bool, audio: np.ndarray,
-              reference: tuple[np.ndarray, Any]) -> dict[str, float]:
+def _accuracy(bundle, precision: str, cache: bool, clips: list[np.ndarray],
+              references: list[tuple[Any, np.ndarray]]) -> dict[str, float]:
+    """Difference from the plain fp32 per-window computation, over every window of the clips:
+    posteriors (max abs) and the last hidden state (relative L2 per window: max and mean)."""
     import torch
 
     from kwsd.model.streaming import StreamingClassifier, posteriors_from_states
 
     torch.set_num_threads(1)
-    _, states = StreamingClassifier(bundle, precision=precision,
-                                    cache_conv=cache).window_states(audio)
-    ref_states, ref_probs = reference
-    last, ref_last = states[:, -1], ref_states[:, -1]
-    rel = ((last - ref_last).flatten(1).norm(dim=1) / ref_last.flatten(1).norm(dim=1)).max()
-    probs = posteriors_from_states(bundle, states)
-    return {"max_abs_posterior_diff": float(np.abs(probs - ref_probs).max()),
-            "max_rel_last_state_diff": float(rel)}
+    clf = StreamingClassifier(bundle, precision=precision, cache_conv=cache)
+    post, rels = 0.0, []
+    for clip, (ref_states, ref_probs) in zip(clips, references, strict=True):
+        _, states = clf.window_states(clip)
+        last, ref_last = states[:, -1], ref_states[:, -1]
+        rels.append((last - ref_last).flatten(1).norm(dim=1) / ref_last.flatten(1).norm(dim=1))
+        probs = posteriors_from_states(bundle, states)
+        post = max(post, float(np.abs(probs - ref_probs).max()))
+    rel = torch.cat(rels)
+    return {"max_abs_posterior_diff": post, "max_rel_last_state_diff": float(rel.max()),
+            "mean_rel_last_state_diff": float(rel.mean()), "windows": len(rel)}
+
+
+def accuracy_clips(wavs: list[Path]) -> list[np.ndarray]:
+    """Audio for the accuracy comparison: the given recordings, or synthetic speech."""
+    if not wavs:
+        return [speech_like(3.0, seed=1)]
+    from kwsd.audio.wavfile import read_wav_16k
+
+    return [read_wav_16k(w) for w in wavs]
 
 
 def measure_speed(bundle_path: Path, seconds: float, threads: list[int],
-                  variants: list[str]) -> dict[str, Any]:
+                  variants: list[str], wavs: list[Path] | None = None) -> dict[str, Any]:
     """RTF (1 and 2 threads), per-part time and accuracy of each variant on one bundle."""
     import torch
 
@@ -106,16 +120,19 @@ def measure_speed(bundle_path: Path, seconds: float, threads: list[int],
     bundle = load_bundle(bundle_path)
     cfg = bundle.encoder.config
     audio = speech_like(seconds + 1.4)
-    acc_audio = speech_like(3.0, seed=1)
+    clips = accuracy_clips(wavs or [])
     torch.set_num_threads(1)
-    _, ref_states = StreamingClassifier(bundle, precision="fp32",
-                                        cache_conv=False).window_states(acc_audio)
-    reference = (ref_states, posteriors_from_states(bundle, ref_states))
+    plain = StreamingClassifier(bundle, precision="fp32", cache_conv=False)
+    references = []
+    for clip in clips:
+        _, ref_states = plain.window_states(clip)
+        references.append((ref_states, posteriors_from_states(bundle, ref_states)))
     out: dict[str, Any] = {
         "feat_extract_norm": cfg.feat_extract_norm,
         "params_m": round(sum(p.numel() for p in bundle.encoder.parameters()) / 1e6, 2),
         "window_ms": 1000 * bundle.window_samples // 16000,
         "hop_ms": 1000 * bundle.hop_samples // 16000,
+        "accuracy_audio": [str(w) for w in wavs] if wavs else "synthetic speech-like, 3 s",
         "variants": {},
     }
     for v in variants:
@@ -124,7 +141,7 @@ def measure_speed(bundle_path: Path, seconds: float, threads: list[int],
         shared_inference_encoder(bundle, precision)
         prep_s = time.perf_counter() - t0
         runs = [_stream_rtf(bundle, precision, cache, audio, n) for n in threads]
-        acc = _accuracy(bundle, precision, cache, acc_audio, reference)
+        acc = _accuracy(bundle, precision, cache, clips, references)
         out["variants"][v] = {"precision": precision, "cache_conv": cache,
                               "prepare_s": round(prep_s, 3), "runs": runs, "vs_window_fp32": acc}
     return out
@@ -162,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", default="1,2")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--variant", default="cache-fp32", help="footprint: the variant to load")
+    p.add_argument("--accuracy-wav", action="append", type=Path, default=[],
+                   help="speed: recording(s) for the accuracy comparison (default synthetic)")
     a = p.parse_args(argv)
     if a.mode == "speed":
         variants = [v for v in a.variants.split(",") if v]
@@ -169,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             p.error(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
         threads = [int(t) for t in a.threads.split(",")]
-        result = measure_speed(a.bundle, a.seconds, threads, variants)
+        result = measure_speed(a.bundle, a.seconds, threads, variants, a.accuracy_wav)
     else:
         result = measure_footprint(a.bundle, *VARIANTS[a.variant])
     result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
