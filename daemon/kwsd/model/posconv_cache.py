@@ -25,6 +25,22 @@ def applicable(num_frames: int, kernel: int) -> bool:
     return c - (num_frames - 1) >= 0 and c + num_frames - 1 <= kernel - 1
 
 
+def contribution_weight(posconv: PositionalConv, frames: int) -> torch.Tensor:
+    """[G, in, taps*out] matrix giving a frame's contribution at every offset; computed once
+    per (encoder copy, window length) and shared by all streams (it is 14 MB at real size)."""
+    store = posconv.__dict__.setdefault("_kwsd_contribution_weights", {})
+    if frames not in store:
+        conv = posconv.conv
+        k, groups = conv.kernel_size[0], conv.groups
+        d = conv.out_channels // groups
+        taps = 2 * frames - 1
+        k0 = k // 2 - (frames - 1)
+        w = conv.weight.detach().float()  # [H_out, D_in, K]
+        w = w.view(groups, d, d, k)[:, :, :, k0:k0 + taps]  # [G, out, in, taps]
+        store[frames] = w.permute(0, 2, 3, 1).reshape(groups, d, taps * d).contiguous()
+    return store[frames]
+
+
 class PosConvCache:
     """Per-stream store of frame contributions for windows of `frames` frames."""
 
@@ -34,11 +50,8 @@ class PosConvCache:
             raise ValueError(f"window of {frames} frames exceeds positional kernel {k}")
         self.frames, self.groups, self.dim = frames, groups, hidden // groups
         self.taps = 2 * frames - 1
-        k0 = k // 2 - (frames - 1)
-        w = posconv.conv.weight.detach().float()  # [H_out, D_in, K]
         g, d, t = groups, self.dim, self.taps
-        w = w.view(g, d, d, k)[:, :, :, k0:k0 + t]  # [G, out, in, taps]
-        self.weight = w.permute(0, 2, 3, 1).reshape(g, d, t * d).contiguous()  # [G, in, taps*out]
+        self.weight = contribution_weight(posconv, frames)
         self.bias = posconv.conv.bias.detach().float()
         self.capacity = 2 * frames
         self.z = torch.zeros(g, self.capacity, t, d)

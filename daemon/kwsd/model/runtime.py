@@ -9,6 +9,7 @@ the default unless kws.json `streaming.precision` or the caller asks for another
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import torch
@@ -64,9 +65,14 @@ def inference_encoder(encoder: DistilHubert, precision: str = "fp32") -> DistilH
     return model
 
 
+_LOCK = threading.Lock()
+
+
 def shared_inference_encoder(bundle, precision: str) -> DistilHubert:
-    """One converted copy per (bundle, precision), shared by every stream of that bundle."""
-    cache = bundle.inference_encoders
-    if precision not in cache:
-        cache[precision] = inference_encoder(bundle.encoder, precision)
-    return cache[precision]
+    """One converted copy per (bundle, precision), shared by every stream of that bundle
+    (streams may open concurrently, e.g. gRPC Detect calls: built once under a lock)."""
+    with _LOCK:
+        cache = bundle.inference_encoders
+        if precision not in cache:
+            cache[precision] = inference_encoder(bundle.encoder, precision)
+        return cache[precision]
