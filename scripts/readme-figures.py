@@ -19,14 +19,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.patches import FancyBboxPatch  # noqa: E402
-
 from kwsd.audio.chunk import SAMPLE_RATE  # noqa: E402
 from kwsd.audio.wavfile import read_wav_16k  # noqa: E402
 from kwsd.engine.pipeline import Pipeline  # noqa: E402
 from kwsd.events import EventKind  # noqa: E402
 from kwsd.model.bundle import load_bundle  # noqa: E402
 from kwsd.model.streaming import StreamingClassifier  # noqa: E402
+from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
 STAGES = [
     ("audio source", "microphone · WAV\nstdin · gRPC Detect"),
