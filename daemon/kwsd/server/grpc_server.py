@@ -43,8 +43,10 @@ KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 1),
     # Clients may ping every 10 s or slower, also between calls, without being cut off with
-    # GOAWAY "too_many_pings" (the default allows one ping per 5 minutes).
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    # GOAWAY "too_many_pings" (the default allows one ping per 5 minutes). The floor is half
+    # that: pings a client sends "every 10 s" arrive with jitter, and three early ones would
+    # otherwise count as abuse.
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),  # the receive-side floor
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.http2.max_ping_strikes", 2),
     # Never close a connection for being idle or old: a subscriber may wait days for an event.
