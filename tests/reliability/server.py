@@ -1,0 +1,146 @@
+"""Real daemons with real gRPC servers for the reliability tests, and the reference every
+stream's events are compared with: the same Pipeline run offline on the same samples."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import numpy as np
+from kwsd.api.v1 import kwsd_pb2 as pb
+from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
+
+from .conftest import KEYWORDS, LOW_THRESHOLD
+
+
+@dataclass
+class Running:
+    daemon: object
+    handle: object
+    config: object
+
+    @property
+    def address(self) -> str:
+        return self.handle.address
+
+    def stop(self) -> None:
+        self.handle.stop(0.5)
+        self.daemon.stop()
+
+
+def make_config(bundle: Path, sock: Path, wav: Path | None = None, *, realtime: bool = True,
+                loop: bool = True, api: dict | None = None, engine: dict | None = None,
+                threshold: float | None = LOW_THRESHOLD, audio: dict | None = None):
+    from kwsd.config import config_from_dict
+
+    data: dict = {
+        "model": {"path": str(bundle)},
+        "engine": {"warmup": False, "torch_threads": 1, **(engine or {})},
+        "api": {"socket": str(sock), **(api or {})},
+    }
+    if audio is not None:
+        data["audio"] = audio
+    elif wav is not None:
+        data["audio"] = {"source": "wav", "wav": str(wav), "realtime": realtime, "loop": loop,
+                         "source_id": "file"}
+    if threshold is not None:
+        data["decision"] = {"thresholds": {k: threshold for k in KEYWORDS}}
+    return config_from_dict(data)
+
+
+def start(config) -> Running:
+    from kwsd.engine.daemon import Daemon
+    from kwsd.server.grpc_server import start as start_server
+
+    daemon = Daemon(config)
+    daemon.start()
+    try:
+        handle = start_server(daemon, config.api)
+    except BaseException:
+        daemon.stop()
+        raise
+    return Running(daemon, handle, config)
+
+
+def reference_detections(bundle_path: Path, samples: np.ndarray, config) -> list[tuple]:
+    """(keyword, start, end, confidence) the offline pipeline finds in the samples."""
+    from kwsd.engine.pipeline import Pipeline, PipelineSettings
+    from kwsd.events import EventKind
+    from kwsd.model.bundle import load_bundle
+
+    events = Pipeline(load_bundle(bundle_path), "reference",
+                      PipelineSettings.from_config(config)).run(samples)
+    return [(e.keyword, e.start_sample, e.end_sample, round(float(e.confidence), 6))
+            for e in events if e.kind == EventKind.DETECTION]
+
+
+def detection_key(event: pb.Event) -> tuple:
+    return (event.keyword, event.start_sample, event.end_sample, round(event.confidence, 6))
+
+
+def detect_config(rate: int = 16000, channels: int = 1, **kw) -> pb.DetectRequest:
+    return pb.DetectRequest(config=pb.DetectConfig(sample_rate_hz=rate, encoding=pb.LINEAR16,
+                                                   channels=channels, **kw))
+
+
+@dataclass
+class Witness:
+    """A well-behaved Detect stream that runs while other things happen to the daemon: it sends
+    its audio in real-time-ish chunks and holds its last chunk back until `release()`, so it
+    spans the whole disturbance. Its detections must equal the offline reference."""
+
+    address: str
+    samples: np.ndarray
+    chunk: int = 1600
+    pace_s: float = 0.02
+    detections: list = field(default_factory=list)
+    summary: pb.DetectSummary | None = None
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self._release = threading.Event()
+        self.started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="witness", daemon=True)
+
+    def start(self) -> Witness:
+        self._thread.start()
+        if not self.started.wait(60):
+            raise AssertionError(f"witness stream did not start: {self.error}")
+        return self
+
+    def release(self) -> None:
+        self._release.set()
+
+    def join(self, timeout: float = 300) -> None:
+        self._release.set()
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "witness stream did not finish"
+        if self.error is not None:
+            raise self.error
+
+    def _requests(self):
+        yield detect_config(label="witness")
+        data = self.samples.astype("<i2")
+        chunks = [data[i:i + self.chunk] for i in range(0, len(data), self.chunk)]
+        for c in chunks[:-1]:
+            yield pb.DetectRequest(audio=c.tobytes())
+            self._release.wait(self.pace_s)
+        self._release.wait(600)
+        yield pb.DetectRequest(audio=chunks[-1].tobytes())
+
+    def _run(self) -> None:
+        try:
+            with grpc.insecure_channel(self.address) as channel:
+                call = pb_grpc.KwsdStub(channel).Detect(self._requests(), timeout=900)
+                call.initial_metadata()
+                self.started.set()
+                for response in call:
+                    if response.HasField("summary"):
+                        self.summary = response.summary
+                    else:
+                        self.detections.append(detection_key(response.detection))
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+            self.started.set()
