@@ -399,6 +399,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError("--config", f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; without this, serve died with a traceback
+        raise ConfigError("--config", f"{path}: not valid TOML (not UTF-8 at byte "
+                          f"{exc.start})") from None
     except OSError as exc:
         raise ConfigError("--config", f"{path}: cannot read ({exc.strerror})") from None
 
