@@ -144,9 +144,13 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, h = x.shape
         shape = (b, t, self.num_heads, self.head_dim)
-        q = self.q_proj(x).view(shape).transpose(1, 2)
-        k = self.k_proj(x).view(shape).transpose(1, 2)
-        v = self.v_proj(x).view(shape).transpose(1, 2)
+        qkv = getattr(self, "qkv", None)  # fused by runtime.fuse_qkv in inference copies
+        if qkv is not None:
+            q, k, v = (y.reshape(shape).transpose(1, 2) for y in qkv(x).split(h, dim=-1))
+        else:
+            q = self.q_proj(x).view(shape).transpose(1, 2)
+            k = self.k_proj(x).view(shape).transpose(1, 2)
+            v = self.v_proj(x).view(shape).transpose(1, 2)
         y = F.scaled_dot_product_attention(q, k, v)
         return self.out_proj(y.transpose(1, 2).reshape(b, t, h))
 

@@ -35,6 +35,19 @@ def fold_weight_norm(model: nn.Module) -> None:
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
 
 
+def fuse_qkv(model: DistilHubert) -> None:
+    """One Linear for q, k and v (one matmul, and one input quantisation in int8, per layer)."""
+    for layer in model.encoder.layers:
+        att = layer.attention
+        h = att.q_proj.in_features
+        fused = nn.Linear(h, 3 * h)
+        with torch.no_grad():
+            fused.weight.copy_(torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight]))
+            fused.bias.copy_(torch.cat([att.q_proj.bias, att.k_proj.bias, att.v_proj.bias]))
+        att.qkv = fused
+        del att.q_proj, att.k_proj, att.v_proj
+
+
 def _quantize_int8(layer: nn.Module) -> nn.Module:
     from torch.ao.quantization import quantize_dynamic
 
@@ -53,6 +66,7 @@ def inference_encoder(encoder: DistilHubert, precision: str = "fp32") -> DistilH
     model = DistilHubert(encoder.config).eval()
     model.load_state_dict(encoder.state_dict())
     fold_weight_norm(model)
+    fuse_qkv(model)
     model.requires_grad_(False)
     # The first conv (one input channel, GroupNorm) is cheap and no faster in bf16: keep fp32.
     for layer in model.feature_extractor.conv_layers[1:]:
