@@ -114,3 +114,27 @@ def test_cli_train_resume_and_eval(tiny_corpus, tmp_path, shared_data):
     assert len(summary["unreadable"]) == 1
     n_kw = sum(v["n_alone"] + v["n_in_sentence"] for v in summary["keywords"].values())
     assert n_kw == 2
+
+
+def test_recorded_scores_are_what_the_decision_compared(tiny_corpus, tmp_path):
+    """The DET curves and calibration read the decision's smoothed scores; every detection's
+    confidence must equal the score recorded for its window (with smoothing on, too)."""
+    import dataclasses
+
+    from kwsd.audio.wavfile import read_wav_16k
+    from kwsd.engine.pipeline import PipelineSettings
+    from kwsd.model.bundle import make_random_bundle
+    from kwsd.training.evaluate import run_samples
+
+    bundle = load_bundle(make_random_bundle(tmp_path / "rb", keywords=("computer", "voyager")))
+    bundle.thresholds = {"computer": 0.01, "voyager": 0.01}
+    base = PipelineSettings()
+    rows = list(csv.DictReader(tiny_corpus.open()))
+    audio = np.concatenate([read_wav_16k(tiny_corpus.parent / r["file"]) for r in rows[:6]])
+    for smoothing in (0, 400):
+        settings = dataclasses.replace(base, decision=dataclasses.replace(
+            base.decision, smoothing_ms=smoothing, refractory_ms=300))
+        res = run_samples(bundle, audio, "x.wav", settings)
+        assert res.detections, "thresholds of 0.01 must fire"
+        assert res.trace_mismatches == 0
+        assert res.trace.scores.shape[1] == 2 and len(res.trace.end_s) > 5

@@ -34,6 +34,7 @@ class FileResult:
     detections: list[Detection]
     trace: ScoreTrace
     rtf: float = 0.0
+    trace_mismatches: int = 0
 
 
 @dataclass
@@ -89,13 +90,27 @@ def run_samples(bundle: Any, samples: np.ndarray, file: str, settings: Any = Non
                       start_s=e.start_sample / SAMPLE_RATE, end_s=e.end_sample / SAMPLE_RATE)
             for e in events if e.kind == EventKind.DETECTION]
     n_kw = len(pipeline.decision.keywords)
+    # The recorded scores must be what the decision compared: check at every detection.
+    by_end = {r[1]: r[2] for r in rows}
+    mismatches = 0
+    for e in events:
+        if e.kind != EventKind.DETECTION:
+            continue
+        rec = by_end.get(int(e.extra.get("window_end", -1)))
+        k = pipeline.decision.keywords.index(e.keyword)
+        if rec is None or abs(float(rec[k]) - float(e.confidence)) > 1e-4:
+            mismatches += 1
+    if mismatches:
+        log.error("%s: %d detection(s) whose confidence differs from the recorded score: the "
+                  "DET curves and calibration would be wrong (decision internals changed?)",
+                  file, mismatches)
     trace = ScoreTrace(
         file=file,
         start_s=np.array([r[0] for r in rows], dtype=np.float64) / SAMPLE_RATE,
         end_s=np.array([r[1] for r in rows], dtype=np.float64) / SAMPLE_RATE,
         scores=(np.stack([r[2] for r in rows]) if rows else np.zeros((0, n_kw), np.float32)))
     return FileResult(file=file, duration_s=len(samples) / SAMPLE_RATE, detections=dets,
-                      trace=trace, rtf=pipeline.rtf)
+                      trace=trace, rtf=pipeline.rtf, trace_mismatches=mismatches)
 
 
 def run_files(bundle: Any, files: Iterable[tuple[str, Path]], settings: Any = None,
