@@ -25,7 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("cache", help="run the teacher over audio files, store its layers")
     p.add_argument("--audio", type=Path, nargs="+", required=True,
-                   help="folders (searched for *.wav) or files; never evaluation data")
+                   help="folders (searched for *.wav), WAV files, or corpus manifest CSVs "
+                   "(their train split); never evaluation data")
+    p.add_argument("--espeak-share", type=float, default=0.2,
+                   help="cap on the espeak formant voices' share of a manifest's files")
     p.add_argument("--cache", type=Path, required=True, help="cache folder (appended to)")
     p.add_argument("--layers", default="2,4,6", help="teacher layers to store (1..6)")
     p.add_argument("--threads", type=int, default=2)
@@ -46,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="data worker processes")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop (with a checkpoint) after this much wall time")
-    p.add_argument("--no-bf16", action="store_true", help="train in float32")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (slower here)")
+    p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     p.add_argument("--export", type=Path, default=None,
                    help="also write the HF encoder folder here when done")
@@ -97,7 +101,14 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-        files = D.find_audio(args.audio)
+        files = []
+        for item in args.audio:
+            if item.suffix == ".csv":
+                files += D.select_from_manifest(item, engine_share={"espeak": args.espeak_share,
+                                                                    "noise": 0.05},
+                                                seed=args.seed)
+            else:
+                files += D.find_audio([item])
         np.random.default_rng(args.seed).shuffle(files)
         if args.limit:
             files = files[: args.limit]
@@ -108,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.stage == "train":
         cfg = D.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                            seed=args.seed, bf16=not args.no_bf16)
+                            seed=args.seed, bf16=args.bf16,
+                            warmup_steps=args.warmup)
         D.train(args.cache, args.run, _student_config(args.config), cfg, resume=args.resume,
                 threads=args.threads, workers=args.workers, progress=progress,
                 max_minutes=args.max_minutes)
