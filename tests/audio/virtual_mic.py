@@ -58,6 +58,8 @@ class VirtualMic:
         self._stop_feed = threading.Event()
         self.paced = True
         self.written = 0                # samples written into the FIFO since start()
+        # (first sample index, wall time) of recent writes: when a sample "was spoken".
+        self.write_log: collections.deque[tuple[int, float]] = collections.deque(maxlen=200_000)
 
     # --- environment -------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -169,6 +171,20 @@ class VirtualMic:
             time.sleep(0.02)
         return False
 
+    def written_at(self, index: int) -> float | None:
+        """Wall time at which FIFO sample `index` was written (None if not yet / forgotten)."""
+        log = self.write_log
+        if not log or index < log[0][0] or index >= self.written:
+            return None
+        lo, hi = 0, len(log) - 1
+        while lo < hi:                      # last write whose first sample <= index
+            mid = (lo + hi + 1) // 2
+            if log[mid][0] <= index:
+                lo = mid
+            else:
+                hi = mid - 1
+        return log[lo][1]
+
     def _start_feeder(self) -> None:
         self._stop_feed.clear()
         self._feeder = threading.Thread(target=self._feed_loop, name="virtmic-feeder",
@@ -207,6 +223,7 @@ class VirtualMic:
                     os.write(fd, block.tobytes())
                 except (BrokenPipeError, OSError):
                     return
+                self.write_log.append((self.written, time.time()))
                 self.written += len(block)
                 sent += len(block)
                 if self.paced:

@@ -168,6 +168,6 @@ def test_stuck_pipeline_stops_the_watchdog_pings(tmp_path, random_bundle_path, w
         listener.wait_for("WATCHDOG=1", 10, after=len(listener.messages))
     finally:
         release.set()
-        life._stop.set()
+        life.request_stop()
         loop.join(5)
         listener.close()

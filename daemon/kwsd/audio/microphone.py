@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 class MicrophoneSource(AudioSource):
     kind = "microphone"
+    live = True
 
     def __init__(self, device: str = "", source_id: str = "microphone", chunk_ms: int = 50,
                  queue_ms: int = 4000, retry_initial_s: float = 0.5, retry_max_s: float = 10.0,
@@ -95,6 +96,9 @@ class MicrophoneSource(AudioSource):
         return (None, 0)                      # paContinue
 
     # --- consumer ------------------------------------------------------------------------------
+    def pending(self) -> int:
+        return len(self._blocks)
+
     def read(self, timeout: float = 0.5) -> AudioChunk | None:
         if not self._blocks:
             self._wakeup.clear()
@@ -189,7 +193,7 @@ class MicrophoneSource(AudioSource):
 
     def _watch(self) -> str | None:
         """Wait while the device delivers; the reason it stopped, or None when told to stop."""
-        while not self._stop.wait(min(0.25, self.stall_timeout_s / 4)):
+        while not self._stop.wait(min(1.0, self.stall_timeout_s / 4)):
             if not self._delivered and self._frame_pos > 0:
                 self._delivered = True
                 self.state = SourceState.RUNNING

@@ -29,6 +29,7 @@ class AudioSource:
     """Base class: subclasses fill `self._queue` with AudioChunks (or None at end of stream)."""
 
     kind = "source"
+    live = False        # audio arrives in real time (the engine may batch it while idle)
 
     def __init__(self, source_id: str, queue_chunks: int = 64) -> None:
         self.source_id = source_id
@@ -54,6 +55,10 @@ class AudioSource:
             return None
         self.samples_out += len(chunk.samples)
         return chunk
+
+    def pending(self) -> int:
+        """Chunks waiting to be read."""
+        return self._queue.qsize()
 
     @property
     def finished(self) -> bool:

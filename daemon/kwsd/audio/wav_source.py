@@ -27,6 +27,7 @@ class WavSource(AudioSource):
         except WavError as exc:
             raise SourceError(str(exc)) from None
         self.realtime = realtime
+        self.live = realtime
         self.loop = loop
         self._thread: threading.Thread | None = None
 

@@ -62,7 +62,7 @@ def _grpc_printer(socket_path: str, speech: bool, out=sys.stdout):
 def run(args: argparse.Namespace) -> int:
     from kwsd.audio.microphone import probe_default_input
     from kwsd.config import ConfigError, default_model_path, load_config
-    from kwsd.lifecycle import Lifecycle
+    from kwsd.lifecycle import Lifecycle, exit_now
 
     model = Path(args.model) if args.model else default_model_path()
     if not (model / "kws.json").is_file():
@@ -122,9 +122,11 @@ def run(args: argparse.Namespace) -> int:
                      console=None if use_grpc else sys.stdout, console_speech=args.speech,
                      on_ready=on_ready)
     try:
-        return life.run()
+        rc = life.run()
     finally:
         client = holder.get("client")
         if client is not None:
             client.close()
         tmp.cleanup()
+    exit_now(rc)
+    return rc  # not reached

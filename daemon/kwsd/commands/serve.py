@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tomllib
 
 HELP = "run the daemon (microphone or file sources, gRPC API)"
 
@@ -40,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --print: also speech begin/end")
     parser.add_argument("--json", action="store_true",
                         help="with --print: one JSON object per line")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.OPTION=VALUE",
+                        help="set any config option (TOML value syntax; repeatable), e.g. "
+                        "--set audio.chunk_ms=100")
+    parser.add_argument("--log-level", dest="command_log_level",
+                        choices=["debug", "info", "warning", "error"],
+                        help="same as `kwsd --log-level` (either place works)")
     parser.add_argument("--exit-at-end", action="store_true",
                         help="exit when a --wav/--stdin source ends")
 
@@ -70,8 +77,18 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
             raise ConfigError(f"--threshold {item}", "expected KEYWORD=NUMBER") from None
         if not sep or not kw:
             raise ConfigError(f"--threshold {item}", "expected KEYWORD=NUMBER")
-    if getattr(args, "log_level", None) and args.log_level != "info":
-        o["logging.level"] = args.log_level
+    for item in getattr(args, "set", []) or []:
+        key, sep, raw = item.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"--set {item}", "expected SECTION.OPTION=VALUE")
+        try:
+            o[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            o[key.strip()] = raw           # a bare word: take it as a string
+    level = getattr(args, "command_log_level", None) or (
+        args.log_level if getattr(args, "log_level", "info") != "info" else None)
+    if level:
+        o["logging.level"] = level
     return {k: v for k, v in o.items() if v is not None}
 
 
@@ -82,7 +99,7 @@ def apply_log_level(config) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kwsd.config import ConfigError, load_config
-    from kwsd.lifecycle import Lifecycle
+    from kwsd.lifecycle import Lifecycle, exit_now
 
     try:
         config = load_config(args.config, overrides_from_args(args))
@@ -94,4 +111,5 @@ def run(args: argparse.Namespace) -> int:
     life = Lifecycle(config, api=not args.no_api, exit_at_end=exit_at_end,
                      console=sys.stdout if args.print_events else None,
                      console_speech=args.print_speech, console_json=args.json)
-    return life.run()
+    exit_now(life.run())
+    return 0  # not reached

@@ -27,6 +27,7 @@ from kwsd.engine.pipeline import Pipeline, PipelineSettings
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 0.25  # the inference loop wakes at least this often, audio or not
+IDLE_BATCH_S = 0.2  # live source, gate closed: take the queued blocks in batches this long
 
 
 class DaemonError(RuntimeError):
@@ -120,6 +121,14 @@ class SourceRunner:
                     continue
                 for event in self.pipeline.process(chunk):
                     self.bus.publish(event)
+                if (self.source.live and not self.pipeline.gate.is_open
+                        and self.source.pending() == 0):
+                    # Nobody speaks: no need to look at every 50 ms block the moment it
+                    # arrives. Sleeping lets blocks queue up and be taken in one go (fewer
+                    # wake-ups = less CPU all day); the onset is found at most this much
+                    # later, and the pre-roll already covers the audio before it.
+                    self.heartbeat = time.monotonic()
+                    self._stop.wait(IDLE_BATCH_S)
         except Exception:
             log.exception("%s: inference thread failed", self.source.source_id)
             self.source.state = SourceState.DEGRADED
