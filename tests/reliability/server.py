@@ -144,3 +144,52 @@ class Witness:
         except BaseException as exc:  # reported by join()
             self.error = exc
             self.started.set()
+
+
+class ServeProcess:
+    """`kwsd serve` with its gRPC API as a subprocess; stderr (the log) collected by line."""
+
+    def __init__(self, *args: str, env: dict | None = None, cwd: Path | None = None) -> None:
+        import os
+        import subprocess
+        import sys
+
+        from .conftest import REPO
+
+        full_env = dict(os.environ, PYTHONPATH=str(REPO / "daemon"), **(env or {}))
+        self.proc = subprocess.Popen([sys.executable, "-m", "kwsd", "serve", *args],
+                                     env=full_env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, cwd=cwd)
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.log.append(line.rstrip("\n"))
+
+    def wait_log(self, needle: str, timeout: float = 120.0, after: int = 0) -> str:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log[after:]:
+                if needle in line:
+                    return line
+            if self.proc.poll() is not None:
+                time.sleep(0.2)
+                break
+            time.sleep(0.05)
+        found = [line for line in self.log[after:] if needle in line]
+        if found:
+            return found[0]
+        raise AssertionError(f"no {needle!r} in the log (rc {self.proc.poll()}): "
+                             f"{self.log[-30:]}")
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
