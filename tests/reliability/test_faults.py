@@ -333,3 +333,30 @@ def test_microphone_loss_and_return_reported_truthfully(random_bundle, speech_sa
             witness.release()
         running.stop()
         mic.stop()
+
+
+def test_stdin_read_error_ends_the_source_truthfully():
+    """An input that fails to read (EIO, as from a terminal that went away) ends the stdin
+    source with a reason, instead of killing its thread while status kept saying `running`
+    and `kwsd serve --exit-at-end` waited forever."""
+    import errno
+    import io
+
+    from kwsd.audio.source import SourceState
+    from kwsd.audio.stdin_source import StdinSource
+
+    class VanishedTerminal(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:
+            raise OSError(errno.EIO, "Input/output error")
+
+    source = StdinSource("stdin", stream=io.BufferedReader(VanishedTerminal()))
+    source.start()
+    try:
+        _wait(lambda: source.state == SourceState.STOPPED, 10, "the source to stop")
+        assert source.read(1.0) is None and source.finished
+        assert "cannot read the input" in source.detail
+    finally:
+        source.stop()

@@ -41,7 +41,11 @@ class StdinSource(AudioSource):
         pos = 0
         carry = b""
         while not self._stop.is_set():
-            data = self._stream.read(want - len(carry)) if want > len(carry) else b""
+            try:
+                data = self._stream.read(want - len(carry)) if want > len(carry) else b""
+            except (OSError, ValueError) as exc:  # EIO, EISDIR, a closed stream: input is gone
+                self._end(f"cannot read the input: {getattr(exc, 'strerror', None) or exc}")
+                return
             now = time.time()
             eof = not data
             data = carry + data
