@@ -39,6 +39,13 @@ def to_mono(frames: np.ndarray) -> np.ndarray:
     return frames.astype(np.float32).mean(axis=1)
 
 
+def pcm16_to_mono(data: bytes, channels: int = 1) -> np.ndarray:
+    """PCM16 bytes -> mono ready for `Resampler.process`: int16 for one channel, else the
+    channels' mean as float32 in [-1, 1) (to_mono alone keeps int16 scale)."""
+    frames = pcm16_to_int16(data, channels)
+    return frames[:, 0] if channels == 1 else to_mono(int16_to_float(frames))
+
+
 def int16_to_float(samples: np.ndarray) -> np.ndarray:
     """int16 -> float32 in [-1, 1)."""
     return samples.astype(np.float32) / _INT16_SCALE

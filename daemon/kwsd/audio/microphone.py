@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from kwsd.audio.chunk import SAMPLE_RATE, AudioChunk
-from kwsd.audio.convert import Resampler, pcm16_to_int16, to_mono
+from kwsd.audio.convert import Resampler, pcm16_to_mono
 from kwsd.audio.devices import DeviceError, find_input_device, open_pyaudio
 from kwsd.audio.source import AudioSource, SourceState
 
@@ -117,7 +117,7 @@ class MicrophoneSource(AudioSource):
             if self._out_time is not None:
                 self._out_pos += max(0, int(round((t_cap - self._out_time) * SAMPLE_RATE)))
         self._expect_pos = pos + len(data) // (2 * channels)
-        mono = to_mono(pcm16_to_int16(data, channels))
+        mono = pcm16_to_mono(data, channels)
         samples = self._resampler.process(mono)
         if not len(samples):
             return None
@@ -242,3 +242,4 @@ def probe_default_input() -> dict | None:
         return None
     finally:
         pa.terminate()
+

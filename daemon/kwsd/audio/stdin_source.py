@@ -10,7 +10,7 @@ import time
 from typing import BinaryIO
 
 from kwsd.audio.chunk import SAMPLE_RATE, AudioChunk
-from kwsd.audio.convert import Resampler, check_rate, pcm16_to_int16, to_mono
+from kwsd.audio.convert import Resampler, check_rate, pcm16_to_mono
 from kwsd.audio.source import AudioSource, SourceState
 
 
@@ -52,7 +52,7 @@ class StdinSource(AudioSource):
             usable = len(data) - len(data) % frame_bytes
             carry = data[usable:]
             if usable or eof:
-                mono = to_mono(pcm16_to_int16(data[:usable], self.channels))
+                mono = pcm16_to_mono(data[:usable], self.channels)
                 samples = self._resampler.process(mono, last=eof)
                 if len(samples):
                     chunk = AudioChunk(samples, pos, now - len(samples) / SAMPLE_RATE)
@@ -62,3 +62,4 @@ class StdinSource(AudioSource):
             if eof:
                 self._end("end of input")
                 return
+
