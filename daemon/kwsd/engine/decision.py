@@ -140,7 +140,12 @@ class Decision:
         tail_lo = win_end - 2 * self.hop - kw_len // 2
         run = max(runs, key=lambda r: (min(r[1], win_end) - max(r[0], tail_lo), r[1]))
         end = min(run[1], win_end)
+        if run[1] >= win_end - SAMPLE_RATE // 50:
+            # Speech goes on past the window: the VAD cannot see where the keyword ends. A
+            # model fires on the first or second window holding the whole keyword, so its end
+            # lies within the last two hops: take the middle.
+            end = win_end - self.hop
         start = max(run[0], win_start)
         if end - start > 1.6 * kw_len:       # continuous speech: only the keyword's own length
-            start = end - kw_len
+            start = max(win_start, end - kw_len)
         return start, end
