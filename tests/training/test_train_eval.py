@@ -138,3 +138,22 @@ def test_recorded_scores_are_what_the_decision_compared(tiny_corpus, tmp_path):
         assert res.detections, "thresholds of 0.01 must fire"
         assert res.trace_mismatches == 0
         assert res.trace.scores.shape[1] == 2 and len(res.trace.end_s) > 5
+
+
+def test_parallel_eval_gives_the_same_results(tiny_corpus, tmp_path):
+    from kwsd.model.bundle import make_random_bundle
+    from kwsd.training.evaluate import run_files
+
+    bundle = load_bundle(make_random_bundle(tmp_path / "rb", keywords=("computer", "voyager")))
+    bundle.thresholds = {"computer": 0.01, "voyager": 0.01}
+    rows = list(csv.DictReader(tiny_corpus.open()))[:5]
+    files = [(r["file"], tiny_corpus.parent / r["file"]) for r in rows]
+    files.append(("missing.wav", tmp_path / "missing.wav"))
+    one = run_files(bundle, files, progress=False)
+    two = run_files(bundle, files, progress=False, jobs=2)
+    assert [d.to_dict() for d in one.detections] == [d.to_dict() for d in two.detections]
+    assert list(one.traces) == list(two.traces) == [f for f, _ in files[:5]]
+    for name in one.traces:
+        # float rounding may differ with the thread count, nothing else
+        assert np.allclose(one.traces[name].scores, two.traces[name].scores, atol=1e-5)
+    assert set(one.errors) == set(two.errors) == {"missing.wav"}

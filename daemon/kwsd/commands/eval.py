@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--title", default=None, help="title of the figures")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="files evaluated in parallel processes (1)")
 
 
 def _thresholds(args: argparse.Namespace, bundle) -> dict[str, float]:
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
         files = list({i.file: i.path for i in items}.items())  # a file once, however many rows
         run = run_files(bundle, files, settings,
-                        progress=not args.no_progress, on_result=write)
+                        progress=not args.no_progress, on_result=write, jobs=args.jobs)
     keywords = list(bundle.keywords)
     result = score(items, run.detections, run.durations, keywords, args.tolerance)
     print(f"model {bundle.model_id}: {len(run.files)} files evaluated, {len(run.errors)} "

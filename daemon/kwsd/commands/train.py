@@ -64,7 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prepare-only", action="store_true",
                         help="only build the encoder-independent caches (augmented window "
                              "audio, held-out set), e.g. while the encoder is still training")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for the encoder and the head (1)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="processes for the held-out pipeline passes (1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         max_clips=args.max_clips, augment=not args.no_augment,
         calibrate=not args.no_calibrate, final_eval=not args.no_final_eval,
         resume=args.resume, prepare_only=args.prepare_only, progress=not args.no_progress,
-        mlp_dim=args.mlp_dim, seed=args.seed)
+        mlp_dim=args.mlp_dim, seed=args.seed, jobs=args.jobs)
     try:
         out = train(cfg)
     except (TrainError, DatasetError, ModelBundleError, FileNotFoundError, ValueError) as exc:

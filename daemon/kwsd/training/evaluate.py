@@ -113,25 +113,64 @@ def run_samples(bundle: Any, samples: np.ndarray, file: str, settings: Any = Non
                       trace=trace, rtf=pipeline.rtf, trace_mismatches=mismatches)
 
 
+def _one_file(bundle: Any, name: str, path: Path, settings: Any) -> FileResult | str:
+    """A FileResult, or the error message of an unreadable file."""
+    try:
+        samples = read_wav_16k(path)
+    except (WavError, ValueError) as exc:
+        return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+    return run_samples(bundle, samples, name, settings)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(bundle: Any, settings: Any) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER["bundle"], _WORKER["settings"] = bundle, settings
+
+
+def _worker_run(job: tuple[str, Path]) -> tuple[str, FileResult | str]:
+    return job[0], _one_file(_WORKER["bundle"], job[0], job[1], _WORKER["settings"])
+
+
 def run_files(bundle: Any, files: Iterable[tuple[str, Path]], settings: Any = None,
               progress: bool = True, on_result: Callable[[FileResult], None] | None = None,
-              desc: str = "eval") -> RunResult:
-    """Every (name, path) through the pipeline; unreadable files are reported and skipped."""
+              desc: str = "eval", jobs: int = 1) -> RunResult:
+    """Every (name, path) through the pipeline; unreadable files are reported and skipped.
+
+    `jobs` > 1 runs files in forked worker processes (each file is its own stream, so the
+    results are the same); results are collected in manifest order.
+    """
     from tqdm import tqdm
 
     files = list(files)
     out = RunResult()
-    for name, path in tqdm(files, desc=desc, unit="file", disable=not progress,
-                           dynamic_ncols=True, leave=False):
-        try:
-            samples = read_wav_16k(path)
-        except (WavError, ValueError) as exc:
-            msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
-            out.errors[name] = msg
-            log.error("skipping %s", msg)
-            continue
-        result = run_samples(bundle, samples, name, settings)
-        out.files.append(result)
-        if on_result is not None:
-            on_result(result)
+    bar = tqdm(total=len(files), desc=desc, unit="file", disable=not progress,
+               dynamic_ncols=True, leave=False)
+    if jobs > 1 and len(files) > 1:
+        import multiprocessing as mp
+
+        # fork: workers share the loaded model's memory instead of unpickling a copy
+        with mp.get_context("fork").Pool(jobs, _worker_init, (bundle, settings)) as pool:
+            results = {}
+            for name, res in pool.imap_unordered(_worker_run, files, chunksize=1):
+                results[name] = res
+                bar.update(1)
+        ordered = [(name, results[name]) for name, _ in files]
+    else:
+        ordered = ((name, _one_file(bundle, name, path, settings)) for name, path in files)
+    for name, res in ordered:
+        if isinstance(res, str):
+            out.errors[name] = res
+            log.error("skipping %s", res)
+        else:
+            out.files.append(res)
+            if on_result is not None:
+                on_result(res)
+        if jobs <= 1 or len(files) <= 1:
+            bar.update(1)
+    bar.close()
     return out

@@ -76,6 +76,7 @@ class TrainConfig:
     resume: bool = False
     prepare_only: bool = False  # stop after the encoder-independent window audio
     progress: bool = True
+    jobs: int = 1  # processes for the held-out pipeline passes
     mlp_dim: int = 256
     seed: int = 0
 
@@ -409,7 +410,7 @@ def calibrate_on_heldout(bundle: ModelBundle, held: list[Clip], keywords: list[s
     items = read_eval_manifest(manifest)
     settings = PipelineSettings()
     run = run_files(bundle, list({i.file: i.path for i in items}.items()), settings,
-                    progress=cfg.progress, desc="calibrate")
+                    progress=cfg.progress, desc="calibrate", jobs=cfg.jobs)
     refractory = settings.decision.refractory_ms / 1000
     curves = det_curves(items, run.traces, run.durations, keywords, thresholds=cal.GRID,
                         refractory_s=refractory,
@@ -424,7 +425,7 @@ def calibrate_on_heldout(bundle: ModelBundle, held: list[Clip], keywords: list[s
         # the real decision at the chosen thresholds (a second pass: events depend on them)
         bundle.thresholds = dict(thresholds)
         final = run_files(bundle, list({i.file: i.path for i in items}.items()), settings,
-                          progress=cfg.progress, desc="held-out eval")
+                          progress=cfg.progress, desc="held-out eval", jobs=cfg.jobs)
         result = score(items, final.detections, final.durations, keywords)
         metrics["at_default_thresholds"] = result.summary()
         log.info("held-out synthetic at default thresholds: %s",

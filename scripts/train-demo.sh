@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Train the demo keyword bundle on the synthetic corpus with the distilled demo encoder,
+# calibrate it on held-out synthetic voices, and evaluate it (held-out voices, real recordings).
+#
+#   scripts/train-demo.sh [ENCODER_DIR] [OUT_DIR]
+#
+# Inputs: the corpus (python -m kwsd.training.corpus, /work/kwsd-data/corpus/manifest.csv) and
+# the distilled encoder (kwsd distill ..., /work/kwsd-data/demo-encoder). The real recordings in
+# ../shared/data/real-dev are used for EVALUATION ONLY (never for training or thresholds).
+# Work files (feature caches, checkpoints, held-out set, eval outputs) go to $WORK.
+# Re-running resumes: caches are reused, training continues from its last epoch checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ENCODER=${1:-/work/kwsd-data/demo-encoder}
+OUT=${2:-models/demo}
+DATA=${DATA:-/work/kwsd-data/corpus/manifest.csv}
+WORK=${WORK:-/work/kwsd-data/train-work}
+REAL=${REAL:-../shared/data/real-dev}
+EPOCHS=${EPOCHS:-8}
+KWSD=".venv/bin/kwsd"
+KEYWORDS="computer,operator,think engine,onword,wildfire,voyager,terminator,grasshopper,bumblebee,blueberry"
+mkdir -p "$WORK/eval"
+
+nice -n 10 $KWSD train --data "$DATA" --encoder "$ENCODER" --out "$OUT" --workdir "$WORK" \
+  --keywords "$KEYWORDS" --name kwsd-demo --version "${VERSION:-1}" --mlp-dim 128 \
+  --epochs "$EPOCHS" --heldout-max-clips 800 --no-final-eval --resume
+
+HELD=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['metrics']['heldout_synthetic']['manifest'])" "$OUT/kws.json")
+ev() {  # ev NAME MANIFEST
+  nice -n 10 $KWSD eval --model "$OUT" --manifest "$2" --out "$WORK/eval/$1.jsonl" \
+    --plots "$WORK/eval/$1" --no-progress > "$WORK/eval/$1.txt" 2>&1
+}
+ev heldout "$HELD" & ev wuw-dev "$REAL/wuw-dev.csv" & ev speech "$REAL/speech.csv" &
+wait
+[[ -f "$OUT/demo.csv" ]] && ev demo "$OUT/demo.csv"
+for n in heldout wuw-dev speech demo; do
+  [[ -f "$WORK/eval/$n.txt" ]] && { echo "== $n"; grep -v "^20..-" "$WORK/eval/$n.txt"; }
+done
+cp "$WORK/eval/heldout/det.png" "$OUT/det-heldout-synthetic.png"
+cp "$WORK/eval/wuw-dev/det.png" "$OUT/det-wuw-dev.png"
