@@ -58,7 +58,10 @@ class _PlaceholderUnpickler(pickle.Unpickler):
 
 _placeholder_pickle = types.ModuleType("kwsd_placeholder_pickle")
 _placeholder_pickle.Unpickler = _PlaceholderUnpickler  # type: ignore[attr-defined]
-_placeholder_pickle.load = pickle.load  # type: ignore[attr-defined]
+# torch's legacy (non-zip) format reads its header records with pickle_module.load: that must
+# be the restricted unpickler too, or a crafted file runs code before any check.
+_placeholder_pickle.load = (  # type: ignore[attr-defined]
+    lambda file, **kwargs: _PlaceholderUnpickler(file, **kwargs).load())
 _placeholder_pickle.__name__ = "pickle"
 
 
@@ -78,8 +81,12 @@ def read_checkpoint(path: Path, allow_unknown_objects: bool) -> dict[str, Any]:
                              "replaced by placeholders (they are not imported).") from exc
         print("kwsd convert-s3prl: weights-only load refused; unpickling with placeholders for "
               "unknown classes", file=sys.stderr)
-        ckpt = torch.load(path, map_location="cpu", weights_only=False,
-                          pickle_module=_placeholder_pickle)
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False,
+                              pickle_module=_placeholder_pickle)
+        except Exception as exc:  # not a torch checkpoint at all: say so, no traceback
+            raise SystemExit(f"kwsd convert-s3prl: cannot read {path} as a checkpoint: "
+                             f"{exc}") from exc
     if not isinstance(ckpt, dict):
         raise SystemExit(f"kwsd convert-s3prl: {path}: expected a dict, got {type(ckpt).__name__}")
     return ckpt
