@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-clips", type=int, default=None,
                         help="use at most this many clips per split (smoke runs)")
+    parser.add_argument("--max-windows", type=int, default=None,
+                        help="encode every keyword window but only a random sample of the "
+                             "others, N windows in all (frozen encoder; bounds the time)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after N steps")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="keep thresholds at 0.5 (no held-out pass)")
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         heldout_max_clips=args.heldout_max_clips or None, finetune=args.finetune,
         fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       max_steps=args.max_steps),
-        max_clips=args.max_clips, augment=not args.no_augment,
+        max_clips=args.max_clips, max_windows=args.max_windows, augment=not args.no_augment,
         calibrate=not args.no_calibrate, final_eval=not args.no_final_eval,
         resume=args.resume, prepare_only=args.prepare_only, progress=not args.no_progress,
         mlp_dim=args.mlp_dim, seed=args.seed, jobs=args.jobs)

@@ -172,8 +172,21 @@ def _atomic_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
+def choose_rows(ws: WindowSet, max_rows: int | None, keep: set[int], seed: int) -> np.ndarray:
+    """All rows whose label is in `keep` (the keywords), plus a random sample of the others up
+    to `max_rows` in all; sorted, so memmap reads stay sequential."""
+    n = len(ws)
+    if max_rows is None or n <= max_rows:
+        return np.arange(n)
+    must = np.flatnonzero(np.isin(ws.labels, sorted(keep)))
+    rest = np.setdiff1d(np.arange(n), must)
+    room = max(0, max_rows - len(must))
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([must, rng.permutation(rest)[:room]]))
+
+
 def encode_window_audio(audio: WindowSet, bundle, root: Path, batch: int = 32,
-                        progress: bool = True) -> WindowSet:
+                        progress: bool = True, rows: np.ndarray | None = None) -> WindowSet:
     """Hidden states of cached window audio, in batches, resumable (float16 memmap).
 
     Only for encoders whose streaming path equals the plain window computation (per-frame conv
@@ -188,7 +201,8 @@ def encode_window_audio(audio: WindowSet, bundle, root: Path, batch: int = 32,
     row_bytes = int(np.prod(shape)) * 2
     root.mkdir(parents=True, exist_ok=True)
     data_path, prog_path = root / "states.bin", root / "progress.json"
-    n = len(audio)
+    rows = np.arange(len(audio)) if rows is None else np.asarray(rows)
+    n = len(rows)
     done = json.loads(prog_path.read_text())["done"] if prog_path.is_file() else 0
     if done < n:
         with open(data_path, "ab") as f:
@@ -197,8 +211,8 @@ def encode_window_audio(audio: WindowSet, bundle, root: Path, batch: int = 32,
                    disable=not progress, dynamic_ncols=True, leave=False)
         with open(data_path, "ab") as f:
             for i in range(done, n, batch):
-                wins = torch.from_numpy(np.asarray(audio.x[i:i + batch], dtype=np.float32)
-                                        / 32768.0)
+                wins = torch.from_numpy(np.asarray(audio.x[rows[i:i + batch]],
+                                                   dtype=np.float32) / 32768.0)
                 states = encode_windows(bundle, wins)
                 f.write(states.to(torch.float16).numpy().tobytes())
                 bar.update(len(wins))
@@ -209,5 +223,5 @@ def encode_window_audio(audio: WindowSet, bundle, root: Path, batch: int = 32,
         bar.close()
     x = (np.memmap(data_path, dtype=np.float16, mode="r", shape=(n, *shape)) if n
          else np.zeros((0, *shape), dtype=np.float16))
-    return WindowSet(x=x, labels=audio.labels, clip=audio.clip, copy=audio.copy,
-                     coverage=audio.coverage)
+    return WindowSet(x=x, labels=audio.labels[rows], clip=audio.clip[rows],
+                     copy=audio.copy[rows], coverage=audio.coverage[rows])

@@ -41,6 +41,7 @@ from kwsd.training.features import (
     StatesFn,
     build_windows,
     cache_key,
+    choose_rows,
     encode_window_audio,
     file_digest,
 )
@@ -70,6 +71,7 @@ class TrainConfig:
     finetune: str = "none"  # none | top | all
     fit: FitConfig = field(default_factory=FitConfig)
     max_clips: int | None = None  # per split (tests, smoke runs)
+    max_windows: int | None = None  # encode all keyword windows + a sample of the others
     augment: bool = True
     calibrate: bool = True
     final_eval: bool = True
@@ -325,9 +327,13 @@ def train(cfg: TrainConfig) -> Path | None:
                                       label_index, augmenter, 1, "heldout")
                        if val_clips else None)
         else:
+            keep = {label_index[k] for k in keywords}
+            rows = choose_rows(train_audio, cfg.max_windows, keep, cfg.seed)
+            rows_key = cache_key({"rows": rows.tolist()})
             train_set = encode_window_audio(
-                train_audio, bundle, cfg.workdir / "cache" / f"states-{train_key}-{enc_id}",
-                progress=cfg.progress)
+                train_audio, bundle,
+                cfg.workdir / "cache" / f"states-{train_key}-{enc_id}-{rows_key}",
+                progress=cfg.progress, rows=rows)
             val_set = (encode_window_audio(
                 val_audio, bundle, cfg.workdir / "cache" / f"states-{val_key}-{enc_id}",
                 progress=cfg.progress) if val_audio is not None else None)
