@@ -76,6 +76,7 @@ class DecisionConfig:
 @dataclass(frozen=True)
 class EngineConfig:
     torch_threads: int = 1              # intra-op threads for the encoder (all streams share them)
+    hop_ms: int = 0                     # window hop; 0 = the model's (kws.json); multiple of 20
     warmup: bool = True                 # run one inference before READY=1
     status_interval_s: float = 10.0     # STATUS= line period
 
@@ -93,6 +94,7 @@ class ApiConfig:
     token: str = ""
     insecure_loopback: bool = False
     max_streams: int = 16
+    max_subscribers: int = 128          # Subscribe calls at once (each holds a server thread)
     max_chunk_bytes: int = 256 * 1024
     metrics: str = ""                   # "" or host:port for Prometheus
 
@@ -307,6 +309,7 @@ _CHECKS: dict[str, tuple[type, dict[str, Any]]] = {
     }),
     "engine": (EngineConfig, {
         "torch_threads": lambda o, v: _check_int(o, v, 1, 256),
+        "hop_ms": lambda o, v: _hop(o, v),
         "warmup": _check_bool,
         "status_interval_s": lambda o, v: _check_float(o, v, 0.5, 3600.0),
     }),
@@ -322,6 +325,7 @@ _CHECKS: dict[str, tuple[type, dict[str, Any]]] = {
         "token": lambda o, v: _check_str(o, v),
         "insecure_loopback": _check_bool,
         "max_streams": lambda o, v: _check_int(o, v, 1, 10000),
+        "max_subscribers": lambda o, v: _check_int(o, v, 1, 10000),
         "max_chunk_bytes": lambda o, v: _check_int(o, v, 320, 64 * 1024 * 1024),
         "metrics": _check_hostport,
     }),
@@ -336,6 +340,14 @@ def _frame_ms(option: str, value: Any) -> int:
     value = _check_int(option, value)
     if value not in (10, 20, 30):
         raise ConfigError(option, f"webrtcvad takes 10, 20 or 30 ms frames, got {value}")
+    return value
+
+
+def _hop(option: str, value: Any) -> int:
+    value = _check_int(option, value, 0, 5000)
+    if value % 20:
+        raise ConfigError(option, f"must be 0 (the model's hop) or a multiple of 20 ms, "
+                                  f"got {value}")
     return value
 
 

@@ -28,6 +28,7 @@ BAD_VALUES = [
     ("decision", "smoothing_ms", -1),
     ("decision", "release_ratio", 2),
     ("engine", "torch_threads", 0),
+    ("engine", "hop_ms", 30),
     ("engine", "warmup", "no"),
     ("api", "socket_mode", "rw"),
     ("api", "tcp", "localhost"),

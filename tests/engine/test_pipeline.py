@@ -76,3 +76,11 @@ def test_unknown_threshold_override_is_refused(random_bundle):
                                    decision=DecisionConfig(thresholds={"maybe": 0.5}))
     with pytest.raises(ConfigError, match="decision.thresholds.maybe"):
         Pipeline(random_bundle, "t", settings)
+
+
+def test_hop_override_changes_the_window_rate(random_bundle):
+    settings = PipelineSettings(vad=VadConfig(enabled=False), hop_ms=100)
+    p = Pipeline(random_bundle, "t", settings)
+    p.run(silence(3.0))
+    assert p.hop == 1600
+    assert p.windows >= (3 * SAMPLE_RATE - random_bundle.window_samples) // 1600

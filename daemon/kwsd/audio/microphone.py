@@ -65,6 +65,7 @@ class MicrophoneSource(AudioSource):
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
+        self.detail = "opening input device"
         self._thread = threading.Thread(target=self._supervise, name=f"mic-{self.source_id}",
                                         daemon=True)
         self._thread.start()

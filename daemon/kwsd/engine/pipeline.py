@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from kwsd.audio.chunk import SAMPLE_RATE, AudioChunk
-from kwsd.config import Config, DecisionConfig, VadConfig
+from kwsd.config import Config, ConfigError, DecisionConfig, VadConfig
 from kwsd.engine.decision import Decision, Detection, resolve_thresholds
 from kwsd.engine.vad import GatedAudio, SpeechBegin, SpeechEnd, VadGate
 from kwsd.events import Event, EventKind
@@ -27,10 +27,11 @@ class PipelineSettings:
 
     vad: VadConfig = field(default_factory=VadConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
+    hop_ms: int = 0                 # 0 = the model's hop
 
     @classmethod
     def from_config(cls, config: Config) -> PipelineSettings:
-        return cls(vad=config.vad, decision=config.decision)
+        return cls(vad=config.vad, decision=config.decision, hop_ms=config.engine.hop_ms)
 
 
 def _keyword_samples(bundle: Any) -> dict[str, int]:
@@ -61,12 +62,18 @@ class Pipeline:
         pre_roll = (SAMPLE_RATE * self.settings.vad.pre_roll_ms // 1000
                     or int(bundle.window_samples))
         self.gate = VadGate(self.settings.vad, pre_roll)
-        self.classifier = classifier if classifier is not None else StreamingClassifier(bundle)
+        hop = SAMPLE_RATE * self.settings.hop_ms // 1000 or int(bundle.hop_samples)
+        if classifier is None:
+            try:
+                classifier = StreamingClassifier(bundle, hop_samples=hop)
+            except ValueError as exc:
+                raise ConfigError("engine.hop_ms", str(exc)) from None
+        self.classifier = classifier
+        self.hop = int(getattr(classifier, "hop", hop))
         self.decision = Decision(bundle.labels, bundle.keywords, self.thresholds,
                                  self.settings.decision, int(bundle.window_samples),
-                                 int(bundle.hop_samples), speech_runs=self.gate.speech_runs,
+                                 self.hop, speech_runs=self.gate.speech_runs,
                                  keyword_samples=_keyword_samples(bundle))
-        self.hop = int(bundle.hop_samples)
         self.next_sample = 0            # one past the last sample received
         self.audio_s = 0.0              # audio received
         self.busy_s = 0.0               # compute spent on it
