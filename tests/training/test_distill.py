@@ -192,3 +192,23 @@ def test_train_resume_and_export_loads_in_transformers(teacher_cache, tmp_path):
         a = hf(wave, output_hidden_states=True).hidden_states[-1]
         b = ours(wave)[-1]
     assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_probe_freezes_clips_and_scores_features(tiny_corpus, tmp_path):
+    from kwsd.model.checkpoint import save_encoder
+    from kwsd.model.distilhubert import DistilHubert
+    from kwsd.training.probe import run_probe
+
+    torch.manual_seed(0)
+    enc_dir = tmp_path / "enc"
+    save_encoder(DistilHubert(TINY), enc_dir)
+    result = run_probe(enc_dir, tiny_corpus, threads=1, which=("student", "logmel"))
+    assert result["classes"] == ["computer", "voyager"]
+    assert result["train_clips"] > 0 and result["val_clips"] > 0
+    for entry in result["features"].values():
+        assert 0.0 <= entry["val_heldout_voices_acc"] <= 1.0
+    listing = enc_dir / "probe" / "clips.csv"
+    assert listing.is_file() and (enc_dir / "probe" / "logmel-train.npy").is_file()
+    again = run_probe(enc_dir, None, threads=1, which=("logmel",))
+    assert again["features"]["logmel"] == {**result["features"]["logmel"],
+                                           "seconds": again["features"]["logmel"]["seconds"]}

@@ -60,8 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True)
 
     p = sub.add_parser("probe", help="linear keyword probe on frozen student vs teacher features")
-    p.add_argument("--encoder", type=Path, required=True)
-    p.add_argument("--corpus", type=Path, required=True, help="synthetic keyword corpus folder")
+    p.add_argument("--encoder", type=Path, default=None,
+                   help="encoder folder (omit to prepare the teacher/log-mel features only)")
+    p.add_argument("--corpus", type=Path, default=None,
+                   help="synthetic corpus manifest or folder (first run: picks the clips)")
+    p.add_argument("--probe-dir", type=Path, default=None,
+                   help="frozen clip list + cached teacher features (default ENCODER/probe)")
+    p.add_argument("--max-per-split", type=int, default=600)
     p.add_argument("--real", type=Path, default=None,
                    help="optional manifest CSV of real recordings (EVALUATION ONLY)")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -133,8 +138,13 @@ def run(args: argparse.Namespace) -> int:
     if args.stage == "probe":
         from kwsd.training.probe import run_probe
 
+        which = (("student", "teacher", "random_student", "logmel") if args.encoder
+                 else ("teacher", "logmel"))
+        if args.encoder is None and args.probe_dir is None:
+            raise SystemExit("kwsd distill probe: give --encoder or --probe-dir")
         result = run_probe(args.encoder, args.corpus, real_manifest=args.real,
-                           threads=args.threads)
+                           threads=args.threads, probe_dir=args.probe_dir,
+                           max_per_split=args.max_per_split, which=which)
         text = json.dumps(result, indent=1)
         print(text)
         if args.out is not None:

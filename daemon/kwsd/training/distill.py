@@ -467,11 +467,15 @@ def distill_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     return total, info
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to 5 % of the peak."""
+def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the peak.
+
+    The decay follows whichever is further along: steps, or `time_fraction` of a wall-time
+    budget, so a run cut short by its budget still ends at a low learning rate.
+    """
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    t = max((step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps), time_fraction)
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
@@ -508,7 +512,11 @@ def evaluate(model: Distiller, batches: list[dict[str, torch.Tensor]], cfg: Trai
 def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: TrainConfig,
           resume: bool = False, threads: int = 2, workers: int = 1, progress: bool = True,
           max_minutes: float | None = None) -> Distiller:
-    """Distil a student; checkpoints to run_dir/last.pt, metrics to run_dir/loss.jsonl."""
+    """Distil a student; checkpoints to run_dir/last.pt, metrics to run_dir/loss.jsonl.
+
+    `max_minutes` is a total training wall-time budget (counted across resumes): the run stops
+    with a checkpoint when it is spent, and the learning-rate decay follows it.
+    """
     from tqdm import tqdm
 
     torch.set_num_threads(threads)
@@ -553,7 +561,6 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
     metrics_file = (run_dir / "loss.jsonl").open("a", encoding="utf-8")
     model.train()
     t_last = time.monotonic()
-    t_begin = t_last
     audio_s = 0.0
     recent: list[dict[str, float]] = []
     bar = tqdm(total=cfg.steps, initial=start, unit="step", disable=not progress,
@@ -561,8 +568,9 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
     step = start
     for batch in loader:
         step = int(batch["step"])
+        frac = seconds / (max_minutes * 60) if max_minutes else 0.0
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr_at(step, cfg, frac)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             pred = model(batch["wave"])
         loss, info = distill_loss(pred, batch["targets"], batch["mask"], cfg.cos_weight)
@@ -584,7 +592,7 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
         if val_batches and (step % cfg.val_every == 0 or step == cfg.steps):
             record = {**(record or {}), **evaluate(model, val_batches, cfg)}
         if record is not None:
-            record.update(step=step, lr=lr_at(step - 1, cfg), train_s=round(seconds, 1),
+            record.update(step=step, lr=lr_at(step - 1, cfg, frac), train_s=round(seconds, 1),
                           audio_h=round(audio_s / 3600, 3))
             metrics_file.write(json.dumps(record) + "\n")
             metrics_file.flush()
@@ -594,9 +602,9 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
                             cos=f"{record.get('cos', float('nan')):.3f}")
         if step % cfg.save_every == 0 or step == cfg.steps:
             _save_checkpoint(run_dir, model, opt, step, cfg, seconds)
-        if max_minutes is not None and now - t_begin > max_minutes * 60:
-            log.info("stopping at step %d after %.1f min (--max-minutes)", step,
-                     (now - t_begin) / 60)
+        if max_minutes is not None and seconds > max_minutes * 60:
+            log.info("stopping at step %d after %.1f min of training (--max-minutes)", step,
+                     seconds / 60)
             _save_checkpoint(run_dir, model, opt, step, cfg, seconds)
             break
     bar.close()

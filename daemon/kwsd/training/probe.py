@@ -23,37 +23,23 @@ from kwsd.model.distilhubert import DistilHubert
 from kwsd.training import teacher as T
 
 log = logging.getLogger(__name__)
-MARGIN_S = 0.1  # context kept around the labelled keyword
+WINDOW_S = 1.5  # every probe clip: this much audio centred on the labelled keyword
 
 
 def _cut(samples: np.ndarray, start_s: float, end_s: float) -> np.ndarray:
-    a = max(0, int((start_s - MARGIN_S) * T.SAMPLE_RATE))
-    b = min(len(samples), int((end_s + MARGIN_S) * T.SAMPLE_RATE))
-    return samples[a:b]
+    """A fixed-length window (real context, zero-padded at file edges) around the keyword,
+    like a daemon window that contains it; fixed length also lets the encoders batch."""
+    n = int(WINDOW_S * T.SAMPLE_RATE)
+    a = int((start_s + end_s) / 2 * T.SAMPLE_RATE) - n // 2
+    out = np.zeros(n, np.int16)
+    lo, hi = max(a, 0), min(a + n, len(samples))
+    if hi > lo:
+        out[lo - a: hi - a] = samples[lo:hi]
+    return out
 
 
 def _pool(frames: np.ndarray) -> np.ndarray:
     return np.concatenate([frames.mean(0), frames.std(0)]).astype(np.float32)
-
-
-def load_clips(manifest: Path, labels: list[str] | None, max_per_split: int, seed: int
-               ) -> dict[str, tuple[list[np.ndarray], list[str]]]:
-    """Keyword cuts of a corpus manifest (kinds keyword / keyword_sentence) per split."""
-    with open(manifest, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f)
-                if r.get("kind") in ("keyword", "keyword_sentence") and r.get("kw_start_s")]
-    if labels is not None:
-        rows = [r for r in rows if r["label"] in labels]
-    rng = np.random.default_rng(seed)
-    out: dict[str, tuple[list[np.ndarray], list[str]]] = {}
-    for split in ("train", "val"):
-        part = [r for r in rows if r.get("split") == split]
-        if len(part) > max_per_split:
-            part = [part[i] for i in sorted(rng.choice(len(part), max_per_split, replace=False))]
-        clips = [_cut(read_wav_16k(manifest.parent / r["file"]), float(r["kw_start_s"]),
-                      float(r["kw_end_s"])) for r in part]
-        out[split] = (clips, [r["label"] for r in part])
-    return out
 
 
 def load_real(manifest: Path) -> tuple[list[np.ndarray], list[str], list[bool]]:
@@ -66,15 +52,13 @@ def load_real(manifest: Path) -> tuple[list[np.ndarray], list[str], list[bool]]:
 
 
 # -- feature extractors ---------------------------------------------------------------------
-def student_features(encoder: DistilHubert, clips: list[np.ndarray]) -> np.ndarray:
+def student_features(encoder: DistilHubert, clips: list[np.ndarray], batch: int = 32
+                     ) -> np.ndarray:
     out = []
     with torch.no_grad():
-        for c in clips:
-            x = int16_to_float(c)
-            if len(x) < 16000:  # the daemon always sees >= 1 s windows
-                pad = 16000 - len(x)
-                x = np.pad(x, (pad // 2, pad - pad // 2))
-            out.append(_pool(encoder(torch.from_numpy(x)[None])[-1][0].numpy()))
+        for i in range(0, len(clips), batch):
+            x = torch.from_numpy(np.stack([int16_to_float(c) for c in clips[i: i + batch]]))
+            out += [_pool(h) for h in encoder(x)[-1].numpy()]
     return np.stack(out)
 
 
@@ -128,56 +112,116 @@ def predict(model: tuple[torch.nn.Linear, np.ndarray, np.ndarray], x: np.ndarray
     return logits.argmax(1)
 
 
-def run_probe(encoder_dir: Path, corpus_manifest: Path, real_manifest: Path | None = None,
-              threads: int = 2, max_per_split: int = 1500, seed: int = 0,
-              augment_train: bool = True) -> dict:
-    from kwsd.model.checkpoint import load_encoder
-    from kwsd.training.augment import AugmentConfig, Augmenter
+def _select(corpus_manifest: Path, max_per_split: int, seed: int) -> list[dict[str, str]]:
+    with open(corpus_manifest, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f)
+                if r.get("kind") in ("keyword", "keyword_sentence") and r.get("kw_start_s")]
+    rng = np.random.default_rng(seed)
+    out = []
+    for split in ("train", "val"):
+        part = [r for r in rows if r.get("split") == split]
+        if len(part) > max_per_split:
+            part = [part[i] for i in sorted(rng.choice(len(part), max_per_split, replace=False))]
+        out += [{"file": str(corpus_manifest.parent / r["file"]), "label": r["label"],
+                 "split": split, "kw_start_s": r["kw_start_s"], "kw_end_s": r["kw_end_s"]}
+                for r in part]
+    return out
 
-    torch.set_num_threads(threads)
-    corpus_manifest = Path(corpus_manifest)
-    if corpus_manifest.is_dir():
-        corpus_manifest = corpus_manifest / "manifest.csv"
-    data = load_clips(corpus_manifest, None, max_per_split, seed)
-    train_clips, train_labels = data["train"]
-    if augment_train:  # one clean and one augmented copy, as the real head would train
+
+class ProbeData:
+    """A frozen clip list (probe_dir/clips.csv, so later runs compare like with like) and a
+    cache of the encoder-independent features (teacher, log-mel) in probe_dir."""
+
+    def __init__(self, probe_dir: Path, corpus_manifest: Path | None = None,
+                 real_manifest: Path | None = None, max_per_split: int = 600, seed: int = 0
+                 ) -> None:
+        from kwsd.training.augment import AugmentConfig, Augmenter
+
+        self.dir = Path(probe_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        listing = self.dir / "clips.csv"
+        if not listing.is_file():
+            if corpus_manifest is None:
+                raise FileNotFoundError(f"{listing} missing: pass the corpus manifest")
+            corpus_manifest = Path(corpus_manifest)
+            if corpus_manifest.is_dir():
+                corpus_manifest = corpus_manifest / "manifest.csv"
+            rows = _select(corpus_manifest, max_per_split, seed)
+            with open(listing, "w", newline="", encoding="utf-8") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                w.writeheader()
+                w.writerows(rows)
+        with open(listing, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+
+        def cut(r: dict[str, str]) -> np.ndarray:
+            return _cut(read_wav_16k(r["file"]), float(r["kw_start_s"]), float(r["kw_end_s"]))
+
+        train = [r for r in rows if r["split"] == "train"]
+        val = [r for r in rows if r["split"] == "val"]
+        clean = [cut(r) for r in train]
+        # One clean and one augmented copy, as the real head trains on augmented audio.
         aug = Augmenter(AugmentConfig(p_speed=0.0, max_shift_s=0.0))
         rng = np.random.default_rng(seed)
-        train_clips = train_clips + [aug.apply(c, rng).samples for c in train_clips]
-        train_labels = train_labels + train_labels
-    val_clips, val_labels = data["val"]
-    classes = sorted(set(train_labels))
+        self.sets = {"train": clean + [aug.apply(c, rng).samples for c in clean],
+                     "val": [cut(r) for r in val]}
+        self.labels = {"train": [r["label"] for r in train] * 2,
+                       "val": [r["label"] for r in val]}
+        self.in_sentence: list[bool] = []
+        if real_manifest is not None:
+            clips, labels, ins = load_real(Path(real_manifest))
+            self.sets["real"], self.labels["real"], self.in_sentence = clips, labels, ins
+
+    def features(self, name: str, fn) -> dict[str, np.ndarray]:
+        out = {}
+        for key, clips in self.sets.items():
+            path = self.dir / f"{name}-{key}.npy"
+            if name in ("teacher", "logmel") and path.is_file():
+                cached = np.load(path)
+                if len(cached) == len(clips):
+                    out[key] = cached
+                    continue
+            out[key] = fn(clips)
+            if name in ("teacher", "logmel"):
+                np.save(path, out[key])
+        return out
+
+
+def run_probe(encoder_dir: Path, corpus_manifest: Path | None, real_manifest: Path | None = None,
+              threads: int = 2, probe_dir: Path | None = None, max_per_split: int = 600,
+              seed: int = 0, which: tuple[str, ...] = ("student", "teacher", "random_student",
+                                                       "logmel")) -> dict:
+    """Fit one linear classifier per feature kind; accuracy on held-out voices and real audio."""
+    from kwsd.model.checkpoint import load_encoder
+    from kwsd.model.config import demo_config
+
+    torch.set_num_threads(threads)
+    probe_dir = Path(probe_dir or Path(encoder_dir) / "probe")
+    data = ProbeData(probe_dir, corpus_manifest, real_manifest, max_per_split, seed)
+    classes = sorted(set(data.labels["train"]))
     cidx = {c: i for i, c in enumerate(classes)}
-    y_train = np.array([cidx[v] for v in train_labels])
-    y_val = np.array([cidx.get(v, -1) for v in val_labels])
-    real = load_real(Path(real_manifest)) if real_manifest is not None else None
-    sets = {"train": train_clips, "val": val_clips}
-    if real is not None:
-        sets["real"] = real[0]
-    encoder = load_encoder(encoder_dir)
+    y = {k: np.array([cidx.get(v, -1) for v in labels]) for k, labels in data.labels.items()}
+    encoder = load_encoder(encoder_dir) if "student" in which else None
     torch.manual_seed(seed)
-    random_student = DistilHubert(encoder.config).eval()
+    random_student = DistilHubert(encoder.config if encoder else demo_config()).eval()
     extractors = {
         "student": lambda clips: student_features(encoder, clips),
         "teacher": teacher_features,
         "random_student": lambda clips: student_features(random_student, clips),
         "logmel": logmel_features,
     }
-    result: dict = {"classes": classes, "train_clips": len(train_clips),
-                    "val_clips": len(val_clips), "features": {}}
-    for name, fn in extractors.items():
+    result: dict = {"classes": classes, "train_clips": len(y["train"]),
+                    "val_clips": len(y["val"]), "features": {}}
+    for name in which:
         t0 = time.monotonic()
-        feats = {k: fn(v) for k, v in sets.items()}
-        model = fit_logreg(feats["train"], y_train, len(classes))
+        feats = data.features(name, extractors[name])
+        model = fit_logreg(feats["train"], y["train"], len(classes))
         entry: dict = {"val_heldout_voices_acc": float(
-            (predict(model, feats["val"]) == y_val).mean())}
-        if real is not None:
-            _, real_labels, in_sentence = real
-            allowed = sorted({cidx[k] for k in real_labels if k in cidx})
-            pred = predict(model, feats["real"], allowed)
-            y_real = np.array([cidx.get(k, -1) for k in real_labels])
-            ok = pred == y_real
-            ins = np.array(in_sentence)
+            (predict(model, feats["val"]) == y["val"]).mean())}
+        if "real" in feats:
+            allowed = sorted({int(v) for v in y["real"] if v >= 0})
+            ok = predict(model, feats["real"], allowed) == y["real"]
+            ins = np.array(data.in_sentence)
             entry.update(real_acc=float(ok.mean()), real_alone_acc=float(ok[~ins].mean()),
                          real_in_sentence_acc=float(ok[ins].mean()), real_clips=int(len(ok)),
                          real_classes=[classes[i] for i in allowed])
