@@ -17,22 +17,30 @@ DATA=${DATA:-/work/kwsd-data/corpus/manifest.csv}
 WORK=${WORK:-/work/kwsd-data/train-work}
 REAL=${REAL:-../shared/data/real-dev}
 EPOCHS=${EPOCHS:-8}
+MAX_WINDOWS=${MAX_WINDOWS:-16000}   # every keyword window + a sample of the others
+THREADS=${THREADS:-2}
+WUW=${WUW:-$REAL/wuw-dev.csv}
+SPEECH=${SPEECH:-$REAL/speech.csv}
+EXTRA=${EXTRA:-}                    # more kwsd train arguments (e.g. --max-clips 50 to rehearse)
 KWSD=".venv/bin/kwsd"
 KEYWORDS="computer,operator,think engine,onword,wildfire,voyager,terminator,grasshopper,bumblebee,blueberry"
 mkdir -p "$WORK/eval"
 
 nice -n 10 $KWSD train --data "$DATA" --encoder "$ENCODER" --out "$OUT" --workdir "$WORK" \
   --keywords "$KEYWORDS" --name kwsd-demo --version "${VERSION:-1}" --mlp-dim 128 \
-  --epochs "$EPOCHS" --heldout-max-clips 800 --no-final-eval --resume
+  --epochs "$EPOCHS" --heldout-max-clips 800 --max-windows "$MAX_WINDOWS" --no-final-eval \
+  --threads "$THREADS" --jobs "$THREADS" --resume $EXTRA
 
-HELD=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['metrics']['heldout_synthetic']['manifest'])" "$OUT/kws.json")
+# held-out voices, clips not used for calibration
+HELD=$(.venv/bin/python -c "import json,sys; m=json.load(open(sys.argv[1]))['metrics']['heldout_synthetic']; print(m['test_manifest'] or m['manifest'])" "$OUT/kws.json")
 ev() {  # ev NAME MANIFEST
   nice -n 10 $KWSD eval --model "$OUT" --manifest "$2" --out "$WORK/eval/$1.jsonl" \
     --plots "$WORK/eval/$1" --no-progress > "$WORK/eval/$1.txt" 2>&1
 }
-ev heldout "$HELD" & ev wuw-dev "$REAL/wuw-dev.csv" & ev speech "$REAL/speech.csv" &
+ev heldout "$HELD" & ev wuw-dev "$WUW" & ev speech "$SPEECH" &
 wait
-[[ -f "$OUT/demo.csv" ]] && ev demo "$OUT/demo.csv"
+[[ -f "$OUT/demo.wav" ]] || .venv/bin/python -m kwsd.training.demo_audio --out "$OUT"
+ev demo "$OUT/demo.csv"
 for n in heldout wuw-dev speech demo; do
   [[ -f "$WORK/eval/$n.txt" ]] && { echo "== $n"; grep -v "^20..-" "$WORK/eval/$n.txt"; }
 done

@@ -147,14 +147,27 @@ def calibration_clips(held: list[Clip], cfg: TrainConfig) -> list[Clip]:
     return pos + neg
 
 
-def heldout_set(held: list[Clip], cfg: TrainConfig, augmenter) -> Path:
+def test_clips(held: list[Clip], cfg: TrainConfig) -> list[Clip]:
+    """Held-out clips NOT used for calibration (same voices, other clips): the held-out
+    figures are measured on these, so the thresholds are not tuned on the test audio."""
+    used = {c.path for c in calibration_clips(held, cfg)}
+    rest = [c for c in held if c.path not in used]
+    if cfg.heldout_max_clips is None:
+        return rest
+    pos = [c for c in rest if c.label not in (UNKNOWN, SILENCE)]
+    neg = [c for c in rest if c.label in (UNKNOWN, SILENCE)]
+    pos = _limit_random(pos, min(len(pos), cfg.heldout_max_clips * 2 // 5), cfg.seed + 2)
+    return pos + _limit_random(neg, cfg.heldout_max_clips - len(pos), cfg.seed + 3)
+
+
+def heldout_set(held: list[Clip], cfg: TrainConfig, augmenter, tag: str = "heldout") -> Path:
     """The held-out voices as an eval manifest (written once, encoder-independent)."""
     from kwsd.training.heldout import write_heldout_set
 
     key = cache_key({"clips": [str(c.path) for c in held], "c": cfg.heldout_copies,
                      "s": cfg.seed, "a": cfg.augment})
-    return write_heldout_set(held, cfg.workdir / f"heldout-{key}", augmenter,
-                             cfg.heldout_copies, cfg.seed)
+    return write_heldout_set(held, cfg.workdir / f"{tag}-{key}", augmenter,
+                             cfg.heldout_copies, cfg.seed + (0 if tag == "heldout" else 101))
 
 
 def load_encoder_from(spec: str, seed: int):
@@ -310,6 +323,8 @@ def train(cfg: TrainConfig) -> Path | None:
     if cfg.calibrate and held_clips:
         # encoder-independent too: write it now
         heldout_set(calibration_clips(held_clips, cfg), cfg, augmenter)
+        if test_clips(held_clips, cfg):
+            heldout_set(test_clips(held_clips, cfg), cfg, augmenter, "heldout-test")
     if cfg.prepare_only:
         log.info("prepared %d training windows in %.0f s (--prepare-only)", len(train_audio),
                  time.time() - t0)
@@ -424,16 +439,22 @@ def calibrate_on_heldout(bundle: ModelBundle, held: list[Clip], keywords: list[s
                         gap_s=1.5 * bundle.hop_samples / bundle.sample_rate)
     calib = cal.calibrate(curves, keywords)
     thresholds = {kw: c.threshold for kw, c in calib[cal.DEFAULT_SENSITIVITY].items()}
+    test = test_clips(held, cfg)
     metrics: dict = {"manifest": str(manifest), "files": len(run.files),
+                     "test_manifest": (str(heldout_set(test, cfg, augmenter, "heldout-test"))
+                                       if test else None),
                      "negative_hours_for_calibration": round(
                          next(iter(curves.values())).negative_hours, 4)}
     if cfg.final_eval:
-        # the real decision at the chosen thresholds (a second pass: events depend on them)
+        # the real decision at the chosen thresholds, on held-out clips not used to choose them
         bundle.thresholds = dict(thresholds)
-        final = run_files(bundle, list({i.file: i.path for i in items}.items()), settings,
+        test_items = (read_eval_manifest(metrics["test_manifest"]) if metrics["test_manifest"]
+                      else items)
+        final = run_files(bundle, list({i.file: i.path for i in test_items}.items()), settings,
                           progress=cfg.progress, desc="held-out eval", jobs=cfg.jobs)
-        result = score(items, final.detections, final.durations, keywords)
-        metrics["at_default_thresholds"] = result.summary()
+        result = score(test_items, final.detections, final.durations, keywords)
+        metrics["at_default_thresholds"] = {
+            "set": "test" if metrics["test_manifest"] else "calibration", **result.summary()}
         log.info("held-out synthetic at default thresholds: %s",
                  json.dumps({k: v for k, v in result.summary().items() if k != "keywords"}))
     return cal.to_meta(calib), thresholds, metrics
