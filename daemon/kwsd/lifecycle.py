@@ -122,12 +122,15 @@ class Lifecycle:
         self.notifier.status("loading model")
         daemon = self.daemon = Daemon(self.config)
         try:
-            daemon.start()
+            daemon.load()
             if self.console is not None:
                 console_subscriber(daemon, self.console, self.console_speech,
                                    self.console_json)
             if self.api:
                 self.server = start_api(daemon, self.config)
+            if self.on_ready is not None:
+                self.on_ready(self)          # e.g. the demo's subscriber: before any event
+            daemon.start_sources()
         except (DaemonError, ConfigError) as exc:
             log.error("cannot start: %s", exc)
             self.notifier.status(f"failed: {exc}")
@@ -138,8 +141,6 @@ class Lifecycle:
             self.notifier.status(f"failed: {exc}")
             daemon.stop(0.5)
             return 2
-        if self.on_ready is not None:
-            self.on_ready(self)
         self.notifier.ready(daemon.status_line())
         log.info("ready: %s", daemon.status_line())
         return self._loop(daemon)

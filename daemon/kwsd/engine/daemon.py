@@ -160,7 +160,13 @@ class Daemon:
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        """Load the model (with warm-up), start sources and inference threads."""
+        """Load the model (with warm-up), then start sources and inference threads."""
+        self.load()
+        self.start_sources()
+
+    def load(self) -> None:
+        """Load the model and build the sources, starting nothing (so subscribers can attach
+        before the first event)."""
         import torch
 
         from kwsd.model.bundle import ModelBundleError
@@ -180,7 +186,12 @@ class Daemon:
         runner = self._make_runner(self.config, self.bundle, self.settings)
         with self._lock:
             self._runners = [runner]
-        runner.start()
+
+    def start_sources(self) -> None:
+        with self._lock:
+            runners = list(self._runners)
+        for runner in runners:
+            runner.start()
         self.started_at = time.monotonic()
         self.serving = True
 
