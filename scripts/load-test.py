@@ -43,8 +43,13 @@ def start_daemon(bundle: Path, wav: Path, sock: Path, threshold: float | None, n
     proc = subprocess.Popen(["nice", "-n", str(nice), *args], stdout=subprocess.DEVNULL,
                             stderr=open(log, "w"), env=dict(os.environ,
                                                             PYTHONPATH=str(REPO / "daemon")))
-    with grpc.insecure_channel(f"unix:{sock}") as ch:
-        grpc.channel_ready_future(ch).result(timeout=180)
+    try:
+        with grpc.insecure_channel(f"unix:{sock}") as ch:
+            grpc.channel_ready_future(ch).result(timeout=900)  # a starved machine: slow
+    except BaseException:
+        proc.terminate()
+        proc.wait(30)
+        raise
     return proc
 
 

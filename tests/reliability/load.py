@@ -162,7 +162,7 @@ def run_load(address: str, samples: np.ndarray, *, streams: int, subscribers: in
     channels = [grpc.insecure_channel(address) for _ in range(max(1, subscribers // 50 + 1))]
     stream_channel = grpc.insecure_channel(address)
     for ch in channels + [stream_channel]:
-        grpc.channel_ready_future(ch).result(timeout=60)
+        grpc.channel_ready_future(ch).result(timeout=300)
     subs = [Subscriber(channels[i % len(channels)], f"load{i}") for i in range(subscribers)]
     for s in subs:
         s.call.initial_metadata()
