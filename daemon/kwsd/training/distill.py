@@ -486,10 +486,10 @@ CHECKPOINT = "last.pt"
 
 
 def _save_checkpoint(run_dir: Path, model: Distiller, opt: torch.optim.Optimizer, step: int,
-                     cfg: TrainConfig, seconds: float) -> None:
+                     cfg: TrainConfig, seconds: float, audio_s: float) -> None:
     tmp = run_dir / (CHECKPOINT + ".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                "config": asdict(cfg), "seconds": seconds,
+                "config": asdict(cfg), "seconds": seconds, "audio_s": audio_s,
                 "torch_rng": torch.get_rng_state()}, tmp)
     tmp.replace(run_dir / CHECKPOINT)
 
@@ -530,13 +530,14 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
     torch.manual_seed(cfg.seed)
     model = Distiller(encoder_cfg, len(cache.meta.layers), cache.meta.dim)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, seconds = 0, 0.0
+    start, seconds, audio_s = 0, 0.0, 0.0
     ckpt = run_dir / CHECKPOINT
     if resume and ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)  # our own file
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start, seconds = int(state["step"]), float(state["seconds"])
+        audio_s = float(state.get("audio_s", 0.0))
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed from %s at step %d", ckpt, start)
     elif ckpt.is_file() and not resume:
@@ -561,7 +562,6 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
     metrics_file = (run_dir / "loss.jsonl").open("a", encoding="utf-8")
     model.train()
     t_last = time.monotonic()
-    audio_s = 0.0
     recent: list[dict[str, float]] = []
     bar = tqdm(total=cfg.steps, initial=start, unit="step", disable=not progress,
                desc="distill")
@@ -601,11 +601,11 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
             bar.set_postfix(loss=f"{record.get('loss', float('nan')):.3f}",
                             cos=f"{record.get('cos', float('nan')):.3f}")
         if step % cfg.save_every == 0 or step == cfg.steps:
-            _save_checkpoint(run_dir, model, opt, step, cfg, seconds)
+            _save_checkpoint(run_dir, model, opt, step, cfg, seconds, audio_s)
         if max_minutes is not None and seconds > max_minutes * 60:
             log.info("stopping at step %d after %.1f min of training (--max-minutes)", step,
                      seconds / 60)
-            _save_checkpoint(run_dir, model, opt, step, cfg, seconds)
+            _save_checkpoint(run_dir, model, opt, step, cfg, seconds, audio_s)
             break
     bar.close()
     metrics_file.close()
