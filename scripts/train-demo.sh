@@ -46,3 +46,20 @@ for n in heldout wuw-dev speech demo; do
 done
 cp "$WORK/eval/heldout/det.png" "$OUT/det-heldout-synthetic.png"
 cp "$WORK/eval/wuw-dev/det.png" "$OUT/det-wuw-dev.png"
+cp "$WORK/eval/wuw-dev/confusion.png" "$OUT/confusion-wuw-dev.png"
+cp "$WORK/eval/speech/fa.png" "$OUT/fa-speech.png"
+# the measured figures go into kws.json `metrics` too (what a client reads with GetModel)
+.venv/bin/python - "$OUT/kws.json" "$WORK/eval" <<'PY'
+import json, sys
+from pathlib import Path
+meta_path, ev = Path(sys.argv[1]), Path(sys.argv[2])
+meta = json.loads(meta_path.read_text())
+keep = ("keywords", "recall_alone", "recall_in_sentence", "false_alarms", "fa_per_hour",
+        "negative_hours", "total_hours", "duplicates", "unlabelled_true_detections", "manifest")
+for name, key in (("heldout", "heldout_synthetic_test"), ("wuw-dev", "real_wuw_dev"),
+                  ("speech", "real_speech"), ("demo", "demo_wav")):
+    s = json.loads((ev / name / "summary.json").read_text())
+    meta["metrics"][key] = {k: s[k] for k in keep if k in s}
+meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+PY
+.venv/bin/python -m kwsd.training.card "$WORK"/eval/{heldout,wuw-dev,speech,demo}/summary.json
