@@ -285,6 +285,6 @@ def test_serve_refuses_bad_config_without_traceback(tmp_path, random_bundle):
         path.write_bytes(text)
         proc = subprocess.run([sys.executable, "-m", "kwsd", "serve", "--config", str(path),
                                "--model", str(random_bundle), "--no-api"], env=env,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=900)
         assert proc.returncode == 2, (name, proc.stderr[-2000:])
         assert option in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

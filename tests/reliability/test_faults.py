@@ -77,7 +77,7 @@ def serve(random_bundle, tmp_path, sock_dir):
     _write_config(config, bundle, sock)
     proc = ServeProcess("--config", str(config), "--wav", str(wav), "--realtime", "--loop")
     try:
-        proc.wait_log("ready:", 180)
+        proc.wait_log("ready:", 900)  # torch import alone can take minutes on a starved machine
         proc.bundle, proc.config, proc.sock = bundle, config, sock
         yield proc
     finally:

@@ -327,7 +327,7 @@ def test_serve_log_never_contains_audio(random_bundle, tmp_path, sock_dir):
         [sys.executable, "-m", "kwsd", "--log-level", "debug", "serve", "--model",
          str(random_bundle), "--stdin", "--exit-at-end", "--socket",
          str(sock_dir / "kwsd.sock"), "--print", "--print-speech"],
-        input=raw * 10, env=env, capture_output=True, timeout=300)
+        input=raw * 10, env=env, capture_output=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout.decode("utf-8", "replace") + proc.stderr.decode("utf-8", "replace")
     assert "stopped" in out
