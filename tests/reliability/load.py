@@ -106,7 +106,10 @@ class FastStream(threading.Thread):
     """A Detect client that sends maximum-size chunks as fast as gRPC lets it."""
 
     def __init__(self, channel, chunk_bytes: int) -> None:
+        """Ended by `end()`: it cancels (waiting for the daemon to work through everything
+        sent would measure the daemon's speed, not its limits)."""
         super().__init__(name="load-fast", daemon=True)
+        self.call = None
         self.stub = pb_grpc.KwsdStub(channel)
         self.chunk = (np.random.default_rng(1).standard_normal(chunk_bytes // 2) * 3000) \
             .astype("<i2").tobytes()
@@ -114,6 +117,12 @@ class FastStream(threading.Thread):
         self.processed_samples = 0
         self.stop = threading.Event()
         self.error = ""
+
+    def end(self, timeout: float = 60.0) -> None:
+        self.stop.set()
+        if self.call is not None:
+            self.call.cancel()
+        self.join(timeout)
 
     def _requests(self):
         yield pb.DetectRequest(config=pb.DetectConfig(sample_rate_hz=RATE, encoding=pb.LINEAR16,
@@ -123,12 +132,14 @@ class FastStream(threading.Thread):
             self.sent_bytes += len(self.chunk)
 
     def run(self) -> None:
+        self.call = self.stub.Detect(self._requests(), timeout=3600)
         try:
-            for r in self.stub.Detect(self._requests(), timeout=3600):
+            for r in self.call:
                 if r.HasField("summary"):
                     self.processed_samples = r.summary.samples_processed
         except grpc.RpcError as exc:
-            self.error = f"{exc.code().name}: {exc.details()}"
+            if not (self.stop.is_set() and exc.code() == grpc.StatusCode.CANCELLED):
+                self.error = f"{exc.code().name}: {exc.details()}"
 
 
 class Subscriber(threading.Thread):
@@ -197,8 +208,7 @@ def run_load(address: str, samples: np.ndarray, *, streams: int, subscribers: in
     rss_end = proc_rss_mb(daemon_pid)
     status = pb_grpc.KwsdStub(stream_channel).GetStatus(pb.GetStatusRequest(), timeout=30)
     if fast:
-        fast.stop.set()
-        fast.join(60)
+        fast.end()
     for s in subs:
         s.call.cancel()
     if lazy is not None:
