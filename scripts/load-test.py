@@ -117,7 +117,9 @@ def main() -> int:
             r = run_load(f"unix:{work / 'kwsd.sock'}", samples, streams=n,
                          subscribers=a.subscribers, duration_s=a.seconds, daemon_pid=proc.pid,
                          fast_chunk_bytes=64 * 1024 if a.fast_client else 0)
-            r.update(source_check(bundle, samples, r["_subs"], threshold))
+            r.update(source_check(bundle, samples, r["_subs"], threshold)
+                     if r["source_overflows"] == 0 else  # audio was dropped (and counted)
+                     {"source_detections": -1, "source_identical": None})
             results.append({k: v for k, v in r.items() if not k.startswith("_")})
             print(f"{n:7d} {a.subscribers:4d}  {str(r['held']):5s} {r['latency_p50_s']:7.3f} "
                   f"{r['latency_p95_s']:7.3f} {r['detections']:5d} {r['daemon_cpu_percent']:5.1f} "
