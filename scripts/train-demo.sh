@@ -18,7 +18,8 @@ WORK=${WORK:-/work/kwsd-data/train-work}
 REAL=${REAL:-../shared/data/real-dev}
 EPOCHS=${EPOCHS:-8}
 MAX_WINDOWS=${MAX_WINDOWS:-16000}   # every keyword window + a sample of the others
-THREADS=${THREADS:-2}
+THREADS=${THREADS:-1}
+JOBS=${JOBS:-2}                     # processes for encoding windows and held-out passes
 WUW=${WUW:-$REAL/wuw-dev.csv}
 SPEECH=${SPEECH:-$REAL/speech.csv}
 EXTRA=${EXTRA:-}                    # more kwsd train arguments (e.g. --max-clips 50 to rehearse)
@@ -29,7 +30,7 @@ mkdir -p "$WORK/eval"
 nice -n 10 $KWSD train --data "$DATA" --encoder "$ENCODER" --out "$OUT" --workdir "$WORK" \
   --keywords "$KEYWORDS" --name kwsd-demo --version "${VERSION:-1}" --mlp-dim 128 \
   --epochs "$EPOCHS" --heldout-max-clips 800 --max-windows "$MAX_WINDOWS" --no-final-eval \
-  --threads "$THREADS" --jobs "$THREADS" --resume $EXTRA
+  --threads "$THREADS" --jobs "$JOBS" --resume $EXTRA
 
 # held-out voices, clips not used for calibration
 HELD=$(.venv/bin/python -c "import json,sys; m=json.load(open(sys.argv[1]))['metrics']['heldout_synthetic']; print(m['test_manifest'] or m['manifest'])" "$OUT/kws.json")

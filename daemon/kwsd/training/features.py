@@ -31,6 +31,7 @@ from kwsd.training.examples import WindowPolicy, make_clip_windows
 log = logging.getLogger(__name__)
 
 BLOCK = 64  # clips per progress checkpoint
+MAX_KEEP_SHARE = 0.55  # at most this share of a --max-windows budget goes to keyword windows
 
 
 @dataclass
@@ -173,20 +174,36 @@ def _atomic_json(path: Path, obj: dict) -> None:
 
 
 def choose_rows(ws: WindowSet, max_rows: int | None, keep: set[int], seed: int) -> np.ndarray:
-    """All rows whose label is in `keep` (the keywords), plus a random sample of the others up
-    to `max_rows` in all; sorted, so memmap reads stay sequential."""
+    """Rows whose label is in `keep` (the keywords; all of them if they fit in MAX_KEEP_SHARE of
+    the budget), plus a random sample of the others up to `max_rows` in all; sorted, so memmap
+    reads stay sequential."""
     n = len(ws)
     if max_rows is None or n <= max_rows:
         return np.arange(n)
     must = np.flatnonzero(np.isin(ws.labels, sorted(keep)))
-    rest = np.setdiff1d(np.arange(n), must)
-    room = max(0, max_rows - len(must))
     rng = np.random.default_rng(seed)
+    if len(must) > max_rows * MAX_KEEP_SHARE:  # keep room for the negatives
+        must = np.sort(rng.permutation(must)[: int(max_rows * MAX_KEEP_SHARE)])
+    rest = np.setdiff1d(np.arange(n), np.flatnonzero(np.isin(ws.labels, sorted(keep))))
+    room = max(0, max_rows - len(must))
     return np.sort(np.concatenate([must, rng.permutation(rest)[:room]]))
 
 
+_ENC: dict = {}
+
+
+def _encode_part(args: tuple[int, np.ndarray, str, int]) -> int:
+    """Worker: encode one contiguous part of the rows into its own resumable folder."""
+    part, rows, root, batch = args
+    torch.set_num_threads(1)
+    encode_window_audio(_ENC["audio"], _ENC["bundle"], Path(root) / f"part{part}", batch,
+                        progress=False, rows=rows)
+    return part
+
+
 def encode_window_audio(audio: WindowSet, bundle, root: Path, batch: int = 32,
-                        progress: bool = True, rows: np.ndarray | None = None) -> WindowSet:
+                        progress: bool = True, rows: np.ndarray | None = None,
+                        jobs: int = 1) -> WindowSet:
     """Hidden states of cached window audio, in batches, resumable (float16 memmap).
 
     Only for encoders whose streaming path equals the plain window computation (per-frame conv
@@ -203,6 +220,25 @@ def encode_window_audio(audio: WindowSet, bundle, root: Path, batch: int = 32,
     data_path, prog_path = root / "states.bin", root / "progress.json"
     rows = np.arange(len(audio)) if rows is None else np.asarray(rows)
     n = len(rows)
+    if jobs > 1 and n > jobs * batch and not (root / "states.bin").is_file():
+        # forked workers (they share the loaded model), one contiguous part each, then joined
+        import multiprocessing as mp
+
+        root.mkdir(parents=True, exist_ok=True)
+        parts = np.array_split(rows, jobs)
+        _ENC.update(audio=audio, bundle=bundle)
+        log.info("encoding %d windows in %d processes", n, jobs)
+        with mp.get_context("fork").Pool(jobs) as pool:
+            list(pool.imap_unordered(_encode_part, [(k, p, str(root), batch)
+                                                    for k, p in enumerate(parts)]))
+        tmp = root / "states.tmp"
+        with open(tmp, "wb") as f:
+            for k in range(jobs):
+                with open(root / f"part{k}" / "states.bin", "rb") as src:
+                    while block := src.read(1 << 24):
+                        f.write(block)
+        os.replace(tmp, root / "states.bin")
+        _atomic_json(root / "progress.json", {"done": n})
     done = json.loads(prog_path.read_text())["done"] if prog_path.is_file() else 0
     if done < n:
         with open(data_path, "ab") as f:

@@ -348,7 +348,7 @@ def train(cfg: TrainConfig) -> Path | None:
             train_set = encode_window_audio(
                 train_audio, bundle,
                 cfg.workdir / "cache" / f"states-{train_key}-{enc_id}-{rows_key}",
-                progress=cfg.progress, rows=rows)
+                progress=cfg.progress, rows=rows, jobs=cfg.jobs)
             val_set = (encode_window_audio(
                 val_audio, bundle, cfg.workdir / "cache" / f"states-{val_key}-{enc_id}",
                 progress=cfg.progress) if val_audio is not None else None)
