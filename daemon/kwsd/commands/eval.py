@@ -81,12 +81,15 @@ def run(args: argparse.Namespace) -> int:
     from kwsd.training.scoring import det_curves, score
 
     torch.set_num_threads(max(1, args.threads))
+    problems: list[str] = []
     try:
-        items = read_eval_manifest(args.manifest)
+        items = read_eval_manifest(args.manifest, problems)
         bundle = load_bundle(args.model)
     except (ManifestError, ModelBundleError) as exc:
         print(f"kwsd eval: {exc}", file=sys.stderr)
         return 2
+    for msg in problems:  # a mislabelled row is left out (its file too), the rest is scored
+        log.error("manifest row left out: %s", msg)
     settings = PipelineSettings()
     overrides = _thresholds(args, bundle)
     if overrides:
@@ -106,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     result = score(items, run.detections, run.durations, keywords, args.tolerance)
     print(f"model {bundle.model_id}: {len(run.files)} files evaluated, {len(run.errors)} "
           f"unreadable ({args.manifest})")
+    for msg in problems:
+        print(f"  row left out: {msg}")
     for name, msg in run.errors.items():
         print(f"  unreadable ({name}): {msg}" if name not in msg else f"  unreadable: {msg}")
     print(format_table(result))
@@ -136,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         summary.update({
             "model": bundle.model_id, "manifest": str(args.manifest),
             "thresholds": {k: float(v) for k, v in {**bundle.thresholds, **overrides}.items()},
-            "unreadable": run.errors,
+            "unreadable": run.errors, "rows_left_out": problems,
             "rtf_mean": (sum(f.rtf for f in run.files) / len(run.files)) if run.files else None,
             "det": {kw: {"thresholds": c.thresholds.round(4).tolist(),
                          "miss_rate": [None if np.isnan(v) else round(float(v), 4)

@@ -55,8 +55,13 @@ def _parse_time(text: str, column: str, where: str) -> float | None:
     return value
 
 
-def read_eval_manifest(path: str | Path) -> list[EvalItem]:
-    """Read and check a manifest; file paths are relative to the manifest's folder."""
+def read_eval_manifest(path: str | Path, problems: list[str] | None = None) -> list[EvalItem]:
+    """Read and check a manifest; file paths are relative to the manifest's folder.
+
+    A bad row raises ManifestError, unless a `problems` list is given: then the row's message
+    is appended there and the row (and its file) is left out, so one mislabelled row does not
+    stop an evaluation.
+    """
     path = Path(path)
     try:
         handle = path.open(newline="", encoding="utf-8")
@@ -70,26 +75,34 @@ def read_eval_manifest(path: str | Path) -> list[EvalItem]:
                                 f"(need {', '.join(REQUIRED_COLUMNS)})")
         items = []
         for line, row in enumerate(reader, start=2):
-            where = f"{path}:{line}"
-            file = (row.get("file") or "").strip()
-            if not file:
-                raise ManifestError(f"{where}: empty file column")
-            keyword = (row.get("keyword") or "").strip()
-            start = _parse_time(row.get("kw_start_s") or "", "kw_start_s", where)
-            end = _parse_time(row.get("kw_end_s") or "", "kw_end_s", where)
-            if keyword and (start is None or end is None):
-                raise ManifestError(f"{where}: keyword {keyword!r} needs kw_start_s and kw_end_s")
-            if start is not None and end is not None and end < start:
-                raise ManifestError(f"{where}: kw_end_s {end} is before kw_start_s {start}")
-            extra = {k: v for k, v in row.items() if k not in REQUIRED_COLUMNS and k}
-            items.append(EvalItem(
-                file=file, path=(path.parent / file), keyword=keyword,
-                kw_start_s=start if keyword else None, kw_end_s=end if keyword else None,
-                in_sentence=_parse_bool(row.get("in_sentence") or "", where),
-                transcription=(row.get("transcription") or "").strip(), extra=extra))
+            try:
+                items.append(_parse_row(row, f"{path}:{line}", path))
+            except ManifestError as exc:
+                if problems is None:
+                    raise
+                problems.append(str(exc))
     if not items:
-        raise ManifestError(f"{path}: no rows")
+        raise ManifestError(f"{path}: no usable rows")
     return items
+
+
+def _parse_row(row: dict, where: str, path: Path) -> EvalItem:
+    file = (row.get("file") or "").strip()
+    if not file:
+        raise ManifestError(f"{where}: empty file column")
+    keyword = (row.get("keyword") or "").strip()
+    start = _parse_time(row.get("kw_start_s") or "", "kw_start_s", where)
+    end = _parse_time(row.get("kw_end_s") or "", "kw_end_s", where)
+    if keyword and (start is None or end is None):
+        raise ManifestError(f"{where}: keyword {keyword!r} needs kw_start_s and kw_end_s")
+    if start is not None and end is not None and end < start:
+        raise ManifestError(f"{where}: kw_end_s {end} is before kw_start_s {start}")
+    extra = {k: v for k, v in row.items() if k not in REQUIRED_COLUMNS and k}
+    return EvalItem(
+        file=file, path=(path.parent / file), keyword=keyword,
+        kw_start_s=start if keyword else None, kw_end_s=end if keyword else None,
+        in_sentence=_parse_bool(row.get("in_sentence") or "", where),
+        transcription=(row.get("transcription") or "").strip(), extra=extra)
 
 
 _WORD = re.compile(r"[a-z]+")
