@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         heldout_max_clips=args.heldout_max_clips or None, finetune=args.finetune,
         fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       max_steps=args.max_steps),
-        max_clips=args.max_clips, max_windows=args.max_windows, augment=not args.no_augment,
+        max_clips=args.max_clips, max_windows=args.max_windows or None, augment=not args.no_augment,
         calibrate=not args.no_calibrate, final_eval=not args.no_final_eval,
         resume=args.resume, prepare_only=args.prepare_only, progress=not args.no_progress,
         mlp_dim=args.mlp_dim, seed=args.seed, jobs=args.jobs)
