@@ -6,6 +6,7 @@ part is not available."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import tempfile
@@ -26,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", action="store_true",
                         help="with a recording: as fast as possible instead of real time")
     parser.add_argument("--speech", action="store_true", help="also print speech begin/end")
+    parser.add_argument("--sensitivity", choices=["low", "medium", "high"], default=None,
+                        help="the model's thresholds for this false-alarm target (default: high "
+                             "when the model has it, "
+                             "so that the weak demo model shows what it catches; it also fires "
+                             "more often by mistake: see models/demo/MODEL_CARD.md)")
     parser.add_argument("--in-process", action="store_true",
                         help="print from an in-process subscriber instead of a gRPC client")
 
@@ -59,6 +65,17 @@ def _grpc_printer(socket_path: str, speech: bool, out=sys.stdout):
     return on_ready, holder
 
 
+def _demo_sensitivity(model: Path, asked: str | None) -> str:
+    """`high` where the bundle was calibrated for it: the demo should show what it catches."""
+    if asked is not None:
+        return asked
+    try:
+        table = json.loads((model / "kws.json").read_text()).get("sensitivity") or {}
+    except (OSError, ValueError):
+        return ""
+    return "high" if "high" in (table.get("thresholds") or {}) else ""
+
+
 def run(args: argparse.Namespace) -> int:
     from kwsd.audio.microphone import probe_default_input
     from kwsd.config import ConfigError, default_model_path, load_config
@@ -69,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"kwsd demo: no model bundle at {model} (expected kws.json there)",
               file=sys.stderr)
         return 2
-    overrides: dict = {"model.path": str(model), "audio.source_id": "demo"}
+    overrides: dict = {"model.path": str(model), "audio.source_id": "demo",
+                       "decision.sensitivity": _demo_sensitivity(model, args.sensitivity)}
     wav = Path(args.wav) if args.wav else None
     if wav is None and not args.recording:
         device = probe_default_input()

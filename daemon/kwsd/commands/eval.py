@@ -44,11 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _thresholds(args: argparse.Namespace, bundle) -> dict[str, float]:
     out: dict[str, float] = {}
     if args.sensitivity:
-        table = (bundle.meta.get("sensitivity") or {}).get("thresholds") or {}
-        if args.sensitivity not in table:
-            raise SystemExit(f"kwsd eval: {args.model}/kws.json has no thresholds for "
-                             f"sensitivity {args.sensitivity!r}")
-        out.update({k: float(v) for k, v in table[args.sensitivity].items()})
+        from kwsd.config import ConfigError
+        from kwsd.engine.decision import sensitivity_thresholds
+
+        try:
+            out.update(sensitivity_thresholds(bundle, args.sensitivity))
+        except ConfigError as exc:
+            raise SystemExit(f"kwsd eval: {args.model}: {exc}") from None
     for item in args.threshold:
         kw, sep, value = item.rpartition("=")
         if not sep or kw not in bundle.keywords:

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a keyword's threshold (repeatable)")
     parser.add_argument("--vad-aggressiveness", type=int, help="webrtcvad 0..3")
     parser.add_argument("--no-vad", action="store_true", help="run the encoder on all audio")
+    parser.add_argument("--sensitivity", choices=["low", "medium", "high"], default=None,
+                        help="the model's thresholds for this false-alarm target "
+                             "(decision.sensitivity)")
     parser.add_argument("--torch-threads", type=int, help="encoder threads")
     parser.add_argument("--socket", help="gRPC Unix socket path (api.socket)")
     parser.add_argument("--tcp", help="gRPC TCP host:port (api.tcp)")
@@ -69,6 +72,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         o.update({"audio.source": "microphone", "audio.device": args.device})
     if getattr(args, "no_vad", False):
         o["vad.enabled"] = False
+    if getattr(args, "sensitivity", None):
+        o["decision.sensitivity"] = args.sensitivity
     for item in getattr(args, "threshold", []) or []:
         kw, sep, value = item.rpartition("=")
         try:

@@ -21,7 +21,7 @@ import numpy as np
 from kwsd.audio.source import AudioSource, SourceState
 from kwsd.config import Config, ConfigError, load_config
 from kwsd.engine.bus import EventBus
-from kwsd.engine.decision import resolve_thresholds
+from kwsd.engine.decision import resolve_thresholds, sensitivity_thresholds
 from kwsd.engine.pipeline import Pipeline, PipelineSettings
 
 log = logging.getLogger(__name__)
@@ -179,8 +179,10 @@ class Daemon:
         except ModelBundleError as exc:
             raise DaemonError(f"model.path: {exc}") from None
         self._bundle_sig = _bundle_signature(path)
-        self.thresholds = resolve_thresholds(self.bundle.keywords, self.bundle.thresholds,
-                                             self.settings.decision)
+        self.thresholds = resolve_thresholds(
+            self.bundle.keywords,
+            sensitivity_thresholds(self.bundle, self.settings.decision.sensitivity),
+            self.settings.decision)
         log.info("model %s loaded from %s in %.2f s (keywords: %s)", self.bundle.model_id, path,
                  time.monotonic() - t0, ", ".join(self.bundle.keywords))
         runner = self._make_runner(self.config, self.bundle, self.settings)
@@ -317,8 +319,10 @@ class Daemon:
                 except ModelBundleError as exc:
                     raise ConfigError("model.path", str(exc)) from None
             settings = PipelineSettings.from_config(new)
-            thresholds = resolve_thresholds(bundle.keywords, bundle.thresholds,
-                                            settings.decision)
+            thresholds = resolve_thresholds(
+                bundle.keywords,
+                sensitivity_thresholds(bundle, settings.decision.sensitivity),
+                settings.decision)
             source_changed = new.audio != self.config.audio
             with self._lock:
                 old_runners = list(self._runners)

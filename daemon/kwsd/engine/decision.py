@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,19 @@ class Detection:
     end_sample: int             # estimated keyword end
     window_start: int           # the window whose score crossed the threshold
     window_end: int
+
+
+def sensitivity_thresholds(bundle: Any, sensitivity: str) -> dict[str, float]:
+    """The bundle's calibrated thresholds for a user-facing sensitivity (kws.json `sensitivity`:
+    low / medium / high map to documented false-alarm targets); "" = the bundle's defaults."""
+    if not sensitivity:
+        return dict(bundle.thresholds)
+    table = ((getattr(bundle, "meta", None) or {}).get("sensitivity") or {}).get("thresholds")
+    if not isinstance(table, dict) or sensitivity not in table:
+        have = ", ".join(sorted(table)) if isinstance(table, dict) else "none"
+        raise ConfigError("decision.sensitivity",
+                          f"the model has no thresholds for {sensitivity!r} (it has: {have})")
+    return {str(k): float(v) for k, v in table[sensitivity].items()}
 
 
 def resolve_thresholds(keywords: Sequence[str], bundle_thresholds: dict[str, float],

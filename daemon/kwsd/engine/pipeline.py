@@ -16,7 +16,7 @@ import numpy as np
 
 from kwsd.audio.chunk import SAMPLE_RATE, AudioChunk
 from kwsd.config import Config, ConfigError, DecisionConfig, VadConfig
-from kwsd.engine.decision import Decision, Detection, resolve_thresholds
+from kwsd.engine.decision import Decision, Detection, resolve_thresholds, sensitivity_thresholds
 from kwsd.engine.vad import GatedAudio, SpeechBegin, SpeechEnd, VadGate
 from kwsd.events import Event, EventKind
 
@@ -57,8 +57,10 @@ class Pipeline:
         self.source_id = source_id
         self.settings = settings or PipelineSettings()
         self.model_id = str(getattr(bundle, "model_id", ""))
-        self.thresholds = resolve_thresholds(bundle.keywords, bundle.thresholds,
-                                             self.settings.decision)
+        self.thresholds = resolve_thresholds(
+            bundle.keywords,
+            sensitivity_thresholds(bundle, self.settings.decision.sensitivity),
+            self.settings.decision)
         pre_roll = (SAMPLE_RATE * self.settings.vad.pre_roll_ms // 1000
                     or int(bundle.window_samples))
         self.gate = VadGate(self.settings.vad, pre_roll)
