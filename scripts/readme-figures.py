@@ -21,7 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from kwsd.audio.chunk import SAMPLE_RATE  # noqa: E402
 from kwsd.audio.wavfile import read_wav_16k  # noqa: E402
-from kwsd.engine.pipeline import Pipeline  # noqa: E402
+from kwsd.config import DecisionConfig
+from kwsd.engine.pipeline import Pipeline, PipelineSettings  # noqa: E402
 from kwsd.events import EventKind  # noqa: E402
 from kwsd.model.bundle import load_bundle  # noqa: E402
 from kwsd.model.streaming import StreamingClassifier  # noqa: E402
@@ -69,10 +70,12 @@ def read_truth(path: Path | None) -> list[tuple[str, float, float]]:
                 for r in csv.DictReader(f) if r.get("keyword")]
 
 
-def draw_timeline(model: Path, wav: Path, truth_csv: Path | None, out: Path) -> list:
+def draw_timeline(model: Path, wav: Path, truth_csv: Path | None, out: Path,
+                  sensitivity: str) -> list:
     bundle = load_bundle(model)
     samples = read_wav_16k(wav)
-    events = Pipeline(bundle, "demo").run(samples)
+    settings = PipelineSettings(decision=DecisionConfig(sensitivity=sensitivity))
+    events = Pipeline(bundle, "demo", settings).run(samples)
     posts = StreamingClassifier(bundle).accept(samples, 0)
     t = np.arange(len(samples)) / SAMPLE_RATE
     fig, (ax_w, ax_p) = plt.subplots(2, 1, figsize=(13, 5), sharex=True,
@@ -90,7 +93,8 @@ def draw_timeline(model: Path, wav: Path, truth_csv: Path | None, out: Path) -> 
         ax_w.text((start + end) / 2, 1.05, kw, ha="center", fontsize=8, color="#2a7")
     ax_w.set_ylabel("audio")
     ax_w.set_ylim(-1, 1.2)
-    ax_w.set_title(f"{wav.name}: VAD gate open (orange), truth (green), detections (red)")
+    ax_w.set_title(f"{wav.name}: VAD gate open (orange), truth (green), detections (red), "
+                   f"sensitivity {sensitivity or 'default'}")
     colours = plt.get_cmap("tab10")
     ends = np.array([p.end_sample for p in posts]) / SAMPLE_RATE
     probs = np.stack([p.probs for p in posts]) if posts else np.zeros((0, len(bundle.labels)))
@@ -120,12 +124,15 @@ def main() -> int:
     parser.add_argument("--wav", type=Path, default=None)
     parser.add_argument("--truth", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
+    parser.add_argument("--sensitivity", default="high", choices=["", "low", "medium", "high"],
+                        help="as `kwsd demo` (high)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     draw_pipeline(args.out / "pipeline.png")
     wav = args.wav or args.model / "demo.wav"
     truth = args.truth or (args.model / "demo.csv" if args.wav is None else None)
-    detections = draw_timeline(args.model, wav, truth, args.out / "timeline.png")
+    detections = draw_timeline(args.model, wav, truth, args.out / "timeline.png",
+                               args.sensitivity)
     for ev in detections:
         print(f"{ev.start_s:7.2f}-{ev.end_s:6.2f} s  {ev.keyword:<12} {ev.confidence:.2f}")
     return 0
