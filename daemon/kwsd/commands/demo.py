@@ -69,11 +69,13 @@ def _demo_sensitivity(model: Path, asked: str | None) -> str:
     """`high` where the bundle was calibrated for it: the demo should show what it catches."""
     if asked is not None:
         return asked
+    from kwsd.engine.decision import sensitivity_table
+
     try:
-        table = json.loads((model / "kws.json").read_text()).get("sensitivity") or {}
+        meta = json.loads((model / "kws.json").read_text())
     except (OSError, ValueError):
         return ""
-    return "high" if "high" in (table.get("thresholds") or {}) else ""
+    return "high" if "high" in sensitivity_table(meta) else ""
 
 
 def run(args: argparse.Namespace) -> int:

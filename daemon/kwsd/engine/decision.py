@@ -43,12 +43,18 @@ def sensitivity_thresholds(bundle: Any, sensitivity: str) -> dict[str, float]:
     low / medium / high map to documented false-alarm targets); "" = the bundle's defaults."""
     if not sensitivity:
         return dict(bundle.thresholds)
-    table = ((getattr(bundle, "meta", None) or {}).get("sensitivity") or {}).get("thresholds")
-    if not isinstance(table, dict) or sensitivity not in table:
-        have = ", ".join(sorted(table)) if isinstance(table, dict) else "none"
+    table = sensitivity_table(getattr(bundle, "meta", None) or {})
+    if sensitivity not in table:
+        have = ", ".join(sorted(table)) or "none"
         raise ConfigError("decision.sensitivity",
                           f"the model has no thresholds for {sensitivity!r} (it has: {have})")
     return {str(k): float(v) for k, v in table[sensitivity].items()}
+
+
+def sensitivity_table(meta: dict) -> dict[str, dict]:
+    """kws.json's `sensitivity.thresholds`: level -> keyword -> threshold ({} when absent)."""
+    table = (meta.get("sensitivity") or {}).get("thresholds")
+    return table if isinstance(table, dict) else {}
 
 
 def resolve_thresholds(keywords: Sequence[str], bundle_thresholds: dict[str, float],
