@@ -106,7 +106,9 @@ def test_unavailable_while_stopping(random_bundle, speech_wav, sock_dir):
             sub = stub.Subscribe(pb.SubscribeRequest(), timeout=30)
             sub.initial_metadata()
             running.handle.servicer.begin_stop()  # what ServerHandle.stop does first
-            assert list(sub) == []  # an open subscription ends cleanly
+            # An open subscription ends cleanly (events already published may still arrive;
+            # a subscription left open would raise DEADLINE_EXCEEDED here instead).
+            assert all(isinstance(event, pb.Event) for event in sub)
             calls = {
                 "GetModel": lambda: stub.GetModel(pb.GetModelRequest(), timeout=10),
                 "GetStatus": lambda: stub.GetStatus(pb.GetStatusRequest(), timeout=10),

@@ -1,4 +1,8 @@
+import gc
 import shutil
+import threading
+import time
+import weakref
 
 import numpy as np
 import pytest
@@ -102,5 +106,52 @@ def test_reload_switches_source_atomically(setup):
                                                        'source = "wav"\nsource_id = "b"'))
         assert daemon.reload() is True
         assert [s["id"] for s in daemon.status()["sources"]] == ["b"]
+    finally:
+        daemon.stop()
+
+
+def test_status_is_safe_while_streams_come_and_go(setup):
+    """GetStatus, the health poller and Detect streams call into the daemon from different
+    threads at once: status() never raises while client pipelines are opened and closed (a
+    WeakSet of streams once raised 'Set changed size during iteration' under load, which
+    turned health NOT_SERVING for a poll), and closed pipelines are not kept."""
+    _, _, _, cfg = setup
+    daemon = Daemon(load_config(cfg))
+    daemon.load()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    calls, opened = [0], [0]
+    first = daemon.open_stream("first")
+    first.close()
+    first_ref = weakref.ref(first)
+    del first
+
+    def poll():
+        while not stop.is_set():
+            try:
+                daemon.status()
+                calls[0] += 1
+            except Exception as exc:  # the failure this test is about
+                errors.append(exc)
+
+    def churn():
+        while not stop.is_set():
+            stream = daemon.open_stream("c")
+            stream.close()
+            opened[0] += 1
+
+    threads = [threading.Thread(target=poll) for _ in range(2)] + [threading.Thread(target=churn)]
+    for t in threads:
+        t.start()
+    time.sleep(3.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    try:
+        assert calls[0] > 100 and opened[0] > 20
+        assert errors == []
+        assert daemon.status()["streams_open"] == 0
+        gc.collect()
+        assert first_ref() is None, "a closed client pipeline is still referenced"
     finally:
         daemon.stop()

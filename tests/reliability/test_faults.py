@@ -204,7 +204,9 @@ def test_clients_vanish_mid_stream(serve):
                 client.wait()
             _wait(lambda: _freed(stub.GetStatus(pb.GetStatusRequest())), 30,
                   "vanished streams to be freed")
-        assert _health(channel) == health_pb2.HealthCheckResponse.SERVING
+        health = _health(channel)
+        assert health == health_pb2.HealthCheckResponse.SERVING, (
+            stub.GetStatus(pb.GetStatusRequest()), serve.log[-30:])
         responses = list(stub.Detect(iter([detect_config(), pb.DetectRequest(audio=bytes(3200))]),
                                      timeout=60))
         assert responses[-1].summary.input_frames == 1600

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +98,8 @@ class SourceRunner:
     def stop(self, timeout: float = 1.0) -> None:
         self._stop.set()
         self.source.stop()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # a daemon stopped before its sources started
+            self._thread.join(timeout)
 
     @property
     def alive(self) -> bool:
@@ -153,7 +153,9 @@ class Daemon:
         self.reloads = 0
         self.last_reload_error = ""
         self._runners: list[SourceRunner] = []
-        self._streams: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+        # Open client pipelines. A plain set under `_lock`, pruned of closed ones, because a
+        # WeakSet raises 'changed size during iteration' when threads add and read it at once.
+        self._streams: set[Pipeline] = set()
         self._lock = threading.RLock()
         self._bundle_sig: tuple = ()
         self._closed_stats = {"audio_s": 0.0, "busy_s": 0.0, "open_s": 0.0}
@@ -241,7 +243,9 @@ class Daemon:
         if self.bundle is None or self.stopping:
             raise DaemonError("not serving")
         pipeline = Pipeline(self.bundle, source_id, self.settings)
-        self._streams.add(pipeline)
+        with self._lock:
+            self._streams = {s for s in self._streams if not s.closed}
+            self._streams.add(pipeline)
         return pipeline
 
     # --- health and status ---------------------------------------------------------------------
@@ -273,7 +277,9 @@ class Daemon:
             audio += p.audio_s
             busy += p.busy_s
             opened += p.vad_duty_cycle * p.audio_s
-        streams = [s for s in list(self._streams) if not s.closed]
+        with self._lock:
+            self._streams = {s for s in self._streams if not s.closed}
+            streams = list(self._streams)
         return {
             "uptime_s": round(time.monotonic() - self.started_at, 3),
             "sources": sources,

@@ -7,9 +7,12 @@ the port closes. A file source that reached its end is not a fault.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from grpc_health.v1 import health, health_pb2
+
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = "kwsd.v1.Kwsd"
 POLL_S = 0.25
@@ -34,7 +37,8 @@ class HealthReporter:
             return False
         try:
             sources = daemon.status().get("sources", [])
-        except Exception:  # a daemon that cannot report is not healthy
+        except Exception as exc:  # a daemon that cannot report is not healthy
+            log.warning("health: status failed, reporting NOT_SERVING: %r", exc)
             return False
         return all(str(src.get("state", "")) != "degraded" for src in sources)
 
