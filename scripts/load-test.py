@@ -31,7 +31,7 @@ from synth import ClipPool, Program  # noqa: E402
 
 
 def start_daemon(bundle: Path, wav: Path, sock: Path, threshold: float | None, nice: int,
-                 max_streams: int, log: Path) -> subprocess.Popen:
+                 max_streams: int, log: Path, sensitivity: str | None) -> subprocess.Popen:
     import grpc
 
     args = [sys.executable, "-m", "kwsd", "serve", "--model", str(bundle), "--wav", str(wav),
@@ -40,6 +40,8 @@ def start_daemon(bundle: Path, wav: Path, sock: Path, threshold: float | None, n
             "--set", "engine.warmup=true"]
     if threshold is not None:
         args += ["--threshold", f"yes={threshold}", "--threshold", f"no={threshold}"]
+    if sensitivity:
+        args += ["--sensitivity", sensitivity]
     proc = subprocess.Popen(["nice", "-n", str(nice), *args], stdout=subprocess.DEVNULL,
                             stderr=open(log, "w"), env=dict(os.environ,
                                                             PYTHONPATH=str(REPO / "daemon")))
@@ -53,7 +55,8 @@ def start_daemon(bundle: Path, wav: Path, sock: Path, threshold: float | None, n
     return proc
 
 
-def source_check(bundle: Path, samples: np.ndarray, subs, threshold: float | None) -> dict:
+def source_check(bundle: Path, samples: np.ndarray, subs, threshold: float | None,
+                 sensitivity: str | None) -> dict:
     """The daemon's own source: the detections a subscriber saw = the offline pipeline's."""
     from kwsd.config import config_from_dict
     from kwsd.engine.pipeline import Pipeline, PipelineSettings
@@ -66,6 +69,8 @@ def source_check(bundle: Path, samples: np.ndarray, subs, threshold: float | Non
     hi = max(e[4] for e in seen)
     data = {"decision": {"thresholds": {"yes": threshold, "no": threshold}}} \
         if threshold is not None else {}
+    if sensitivity:
+        data["decision"] = {**data.get("decision", {}), "sensitivity": sensitivity}
     looped = np.tile(samples, hi // len(samples) + 2)
     ref = Pipeline(load_bundle(bundle), "ref", PipelineSettings.from_config(
         config_from_dict(data))).run(looped[: hi + 3 * 16000])
@@ -88,6 +93,8 @@ def main() -> int:
     ap.add_argument("--fast-client", action="store_true",
                     help="also run one client sending as fast as it can")
     ap.add_argument("--nice", type=int, default=15)
+    ap.add_argument("--sensitivity", choices=["low", "medium", "high"],
+                    help="the bundle's sensitivity level (more detections to compare)")
     ap.add_argument("--json", type=Path, help="write the figures here")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kwsd-load-"))
@@ -106,7 +113,7 @@ def main() -> int:
     write_wav_16k(wav, samples)
     steps = [int(x) for x in a.streams.split(",")]
     proc = start_daemon(bundle, wav, work / "kwsd.sock", threshold, a.nice, max(steps) + 2,
-                        work / "serve.log")
+                        work / "serve.log", a.sensitivity)
     results = []
     try:
         time.sleep(3)
@@ -117,7 +124,7 @@ def main() -> int:
             r = run_load(f"unix:{work / 'kwsd.sock'}", samples, streams=n,
                          subscribers=a.subscribers, duration_s=a.seconds, daemon_pid=proc.pid,
                          fast_chunk_bytes=64 * 1024 if a.fast_client else 0)
-            r.update(source_check(bundle, samples, r["_subs"], threshold)
+            r.update(source_check(bundle, samples, r["_subs"], threshold, a.sensitivity)
                      if r["source_overflows"] == 0 else  # audio was dropped (and counted)
                      {"source_detections": -1, "source_identical": None})
             results.append({k: v for k, v in r.items() if not k.startswith("_")})

@@ -13,10 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ENCODER=${1:-/work/kwsd-data/demo-encoder}
 OUT=${2:-models/demo}
-DATA=${DATA:-/work/kwsd-data/corpus/manifest.csv}
-WORK=${WORK:-/work/kwsd-data/train-work}
+DATA_DIR=${DATA_DIR:-/work/kwsd-data}
+DATA=${DATA:-$DATA_DIR/train-manifest.csv}   # built below: keyword corpus + distillation audio
+WORK=${WORK:-$DATA_DIR/train-work}
 REAL=${REAL:-../shared/data/real-dev}
 EPOCHS=${EPOCHS:-15}
+COPIES=${COPIES:-2}                 # augmented passes over the training clips
+HELDOUT=${HELDOUT:-2000}            # held-out clips for calibration (and as many for the test)
 MAX_WINDOWS=${MAX_WINDOWS:-0}       # 0: all windows; N: every keyword window + a sample of the others
 THREADS=${THREADS:-1}
 JOBS=${JOBS:-2}                     # processes for encoding windows and held-out passes
@@ -27,10 +30,35 @@ KWSD=".venv/bin/kwsd"
 KEYWORDS="computer,operator,think engine,onword,wildfire,voyager,terminator,grasshopper,bumblebee,blueberry"
 mkdir -p "$WORK/eval"
 
+# One manifest for both rendered sets: the keyword corpus, and the distillation audio (long
+# generated non-keyword sentences, the kind of audio most false alarms come from; its held-out
+# speakers give calibration hours of negatives). Paths are made relative to $DATA_DIR.
+if [[ ! -f "$DATA" ]]; then
+  .venv/bin/python - "$DATA" "$DATA_DIR/corpus/manifest.csv" "$DATA_DIR/distill-audio/manifest.csv" <<'PY'
+import csv, os, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+rows, fields = [], None
+for manifest in map(Path, sys.argv[2:]):
+    with manifest.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        fields = fields or reader.fieldnames
+        for row in reader:
+            row["file"] = os.path.relpath(manifest.parent / row["file"], out.parent)
+            rows.append(row)
+with out.open("w", newline="", encoding="utf-8") as f:
+    writer = csv.DictWriter(f, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+print(f"{out}: {len(rows)} clips")
+PY
+fi
+
 nice -n 10 $KWSD train --data "$DATA" --encoder "$ENCODER" --out "$OUT" --workdir "$WORK" \
   --keywords "$KEYWORDS" --name kwsd-demo --version "${VERSION:-1}" --mlp-dim 128 \
-  --epochs "$EPOCHS" --heldout-max-clips 800 --max-windows "$MAX_WINDOWS" --no-final-eval \
+  --epochs "$EPOCHS" --copies "$COPIES" --heldout-max-clips "$HELDOUT" --max-windows "$MAX_WINDOWS" --no-final-eval \
   --threads "$THREADS" --jobs "$JOBS" --resume $EXTRA
+[[ " $EXTRA " == *" --prepare-only "* ]] && exit 0   # caches only (the encoder is still training)
 
 # held-out voices, clips not used for calibration
 HELD=$(.venv/bin/python -c "import json,sys; m=json.load(open(sys.argv[1]))['metrics']['heldout_synthetic']; print(m['test_manifest'] or m['manifest'])" "$OUT/kws.json")
