@@ -157,3 +157,25 @@ def test_parallel_eval_gives_the_same_results(tiny_corpus, tmp_path):
         # float rounding may differ with the thread count, nothing else
         assert np.allclose(one.traces[name].scores, two.traces[name].scores, atol=1e-5)
     assert set(one.errors) == set(two.errors) == {"missing.wav"}
+
+
+@pytest.mark.parametrize("finetune", ["top", "all"])
+def test_finetune_trains_the_encoder_and_ships_it(tiny_corpus, tmp_path, finetune):
+    """`--finetune top` changes the encoder's last transformer layer only, `all` every part;
+    the bundle carries the fine-tuned encoder (not the one it started from)."""
+    from kwsd.training.train import load_encoder_from
+
+    start, _ = load_encoder_from("random", seed=0)
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    out = train(_cfg(tiny_corpus, tmp_path, finetune=finetune, calibrate=False,
+                     fit=FitConfig(epochs=1, batch_size=16, lr=3e-3)))
+    after = load_bundle(out).encoder.state_dict()
+    top = f"encoder.layers.{len(start.encoder.layers) - 1}."
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed, "no encoder weight changed"
+    assert any(k.startswith(top) for k in changed)
+    if finetune == "top":
+        assert all(k.startswith(top) for k in changed), sorted(changed)[:5]
+    else:
+        assert any(k.startswith("feature_extractor.") for k in changed), sorted(changed)[:5]
+    assert load_bundle(out).meta["training_data"]["finetune"] == finetune
