@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole demo model from nothing, one stage after the other (issue 7):
+#   1. offline TTS engines            scripts/install-tts.sh
+#   2. synthetic corpus + distillation audio   scripts/render-corpus.sh
+#   3. Whisper-base teacher targets   kwsd distill cache
+#   4. distil the demo encoder        kwsd distill train (--max-minutes: wall-time budget)
+#   5. keyword head, calibration, evaluation   scripts/train-demo.sh
+#
+#   scripts/make-demo-model.sh [DATA_DIR=/work/kwsd-data] [OUT=models/demo]
+#
+# Every stage is resumable: rerun the script after an interruption and finished work is kept.
+# Each stage's wall time is printed and appended to $DATA_DIR/logs/make-demo-model.log.
+# Measured stage times on the 2-core build machine are in models/demo/MODEL_CARD.md.
+# Needs the train and tts extras: .venv/bin/pip install -e '.[train,tts]'.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA_DIR=${1:-/work/kwsd-data}
+OUT=${2:-models/demo}
+DISTILL_MINUTES=${DISTILL_MINUTES:-118}   # encoder distillation budget (wall minutes)
+DISTILL_STEPS=${DISTILL_STEPS:-9000}
+KWSD=.venv/bin/kwsd
+mkdir -p "$DATA_DIR/logs"
+STAGES="$DATA_DIR/logs/make-demo-model.log"
+
+stage() {  # stage NAME COMMAND...: run, time, log
+  local name=$1 t0=$SECONDS
+  shift
+  echo "== $(date +%H:%M:%S) $name"
+  "$@"
+  echo "$(date -Is) $name $((SECONDS - t0)) s" | tee -a "$STAGES"
+}
+
+stage tts scripts/install-tts.sh "$DATA_DIR/logs/install-tts.log"
+stage corpus scripts/render-corpus.sh "$DATA_DIR"
+stage teacher-cache nice -n 5 $KWSD distill cache \
+  --audio "$DATA_DIR/distill-audio/manifest.csv" "$DATA_DIR/corpus/manifest.csv" \
+  --cache "$DATA_DIR/distill-cache" --threads 1
+RESUME=""; [[ -f "$DATA_DIR/distill-run/last.pt" ]] && RESUME="--resume"
+stage distill $KWSD distill train --cache "$DATA_DIR/distill-cache" --run "$DATA_DIR/distill-run" \
+  $RESUME --steps "$DISTILL_STEPS" --batch-size 8 --lr 1e-3 --warmup 60 --threads 1 \
+  --max-minutes "$DISTILL_MINUTES" --export "$DATA_DIR/demo-encoder"
+stage head env DATA_DIR="$DATA_DIR" scripts/train-demo.sh "$DATA_DIR/demo-encoder" "$OUT"
+echo "demo model written to $OUT; stage times in $STAGES"
