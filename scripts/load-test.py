@@ -31,7 +31,7 @@ from synth import ClipPool, Program  # noqa: E402
 
 
 def start_daemon(bundle: Path, wav: Path, sock: Path, threshold: float | None, nice: int,
-                 max_streams: int, log: Path, sensitivity: str | None) -> subprocess.Popen:
+                 max_streams: int, log: Path, sensitivity: str | None = None) -> subprocess.Popen:
     import grpc
 
     args = [sys.executable, "-m", "kwsd", "serve", "--model", str(bundle), "--wav", str(wav),
@@ -56,7 +56,7 @@ def start_daemon(bundle: Path, wav: Path, sock: Path, threshold: float | None, n
 
 
 def source_check(bundle: Path, samples: np.ndarray, subs, threshold: float | None,
-                 sensitivity: str | None) -> dict:
+                 sensitivity: str | None = None) -> dict:
     """The daemon's own source: the detections a subscriber saw = the offline pipeline's."""
     from kwsd.config import config_from_dict
     from kwsd.engine.pipeline import Pipeline, PipelineSettings

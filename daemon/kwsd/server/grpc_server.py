@@ -17,8 +17,8 @@ import grpc
 from grpc_reflection.v1alpha import reflection
 
 from kwsd.api.v1 import kwsd_pb2 as pb
-from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
 from kwsd.server.auth import ClientNameInterceptor, TokenAuthInterceptor
+from kwsd.server.decoding import add_servicer
 from kwsd.server.health import HealthReporter
 from kwsd.server.servicer import KwsdServicer
 from kwsd.server.transport import (
@@ -129,7 +129,7 @@ def start(daemon, api_config) -> ServerHandle:
     servicer = KwsdServicer(daemon, max_streams=max_streams, max_chunk_bytes=max_chunk,
                             max_message_bytes=max_message, max_subscribers=max_subscribers,
                             metrics=metrics)
-    pb_grpc.add_KwsdServicer_to_server(servicer, server)
+    add_servicer(servicer, server)
     health = HealthReporter(daemon)
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)

@@ -18,6 +18,7 @@ from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
 from kwsd.audio.convert import AudioFormatError
 from kwsd.events import Event, EventKind
+from kwsd.server.decoding import Undecodable
 from kwsd.server.detect import (
     MAX_CHANNELS,
     MAX_RATE_HZ,
@@ -88,6 +89,11 @@ class KwsdServicer(pb_grpc.KwsdServicer):
         if self.stopping.is_set() or getattr(self.daemon, "stopping", False):
             context.abort(grpc.StatusCode.UNAVAILABLE, "kwsd is shutting down")
 
+    @staticmethod
+    def _check_decoded(request, context: grpc.ServicerContext, what: str = "request") -> None:
+        if isinstance(request, Undecodable):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{what}: {request.describe()}")
+
     def _keywords(self) -> list[str]:
         return list(self.daemon.bundle.keywords)
 
@@ -95,11 +101,13 @@ class KwsdServicer(pb_grpc.KwsdServicer):
 
     def GetModel(self, request: pb.GetModelRequest, context) -> pb.ModelInfo:
         self._check_available(context)
+        self._check_decoded(request, context)
         return model_info(self.daemon.bundle, getattr(self.daemon, "thresholds", None),
                           self.limits)
 
     def GetStatus(self, request: pb.GetStatusRequest, context) -> pb.Status:
         self._check_available(context)
+        self._check_decoded(request, context)
         return status_to_pb(self.daemon.status(), streams_open=self.streams.open,
                             serving=bool(self.daemon.serving),
                             stopping=bool(self.daemon.stopping) or self.stopping.is_set(),
@@ -109,6 +117,7 @@ class KwsdServicer(pb_grpc.KwsdServicer):
 
     def Subscribe(self, request: pb.SubscribeRequest, context) -> Iterator[pb.Event]:
         self._check_available(context)
+        self._check_decoded(request, context)
         keywords = set(request.keywords)
         unknown = sorted(keywords - set(self._keywords()))
         if unknown:
@@ -160,6 +169,7 @@ class KwsdServicer(pb_grpc.KwsdServicer):
 
     def _detect(self, request_iterator, context) -> Iterator[pb.DetectResponse]:
         first = next(request_iterator, None)
+        self._check_decoded(first, context, "message 1")
         if first is None:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "stream ended before its config: the first DetectRequest must carry "
@@ -185,6 +195,7 @@ class KwsdServicer(pb_grpc.KwsdServicer):
         try:
             for index, request in enumerate(request_iterator, start=2):
                 self._check_available(context)
+                self._check_decoded(request, context, f"message {index}")
                 kind = request.WhichOneof("request")
                 if kind == "config":
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT,
