@@ -25,7 +25,13 @@ from .conftest import LOW_THRESHOLD, REPO
 from .load import NON_READER_OPTIONS, run_load
 from .server import make_config, reference_detections, start
 
-RSS_BOUND_MB = 200.0
+RSS_BOUND_MB = 200.0  # growth during one step with a few streams (a fast client sending MBs)
+RSS_PER_STREAM_MB = 25.0  # measured 10-16 MB per open stream (pipeline state, gRPC buffers)
+
+
+def rss_bound_mb(streams: int) -> float:
+    """Memory may grow with the streams open at once, never with the audio they send."""
+    return max(RSS_BOUND_MB, 60.0 + RSS_PER_STREAM_MB * streams)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +80,8 @@ def _check(r: dict, random_bundle, load_audio, serve) -> None:
     longest = max(lists, key=len)
     for events in lists:
         assert events == longest[: len(events)] and len(events) >= len(longest) - 2
-    assert r["rss_max_mb"] - r["rss_start_mb"] < RSS_BOUND_MB, "memory grew under load"
+    assert r["rss_max_mb"] - r["rss_start_mb"] < rss_bound_mb(r["streams"]), \
+        "memory grew under load"
     if r["source_overflows"] == 0:  # a machine too busy to keep up drops audio, counted
         check = serve.script.source_check(random_bundle, load_audio, r["_subs"],
                                           LOW_THRESHOLD)
