@@ -133,6 +133,10 @@ def test_sighup_with_bad_config_or_garbage_model_keeps_the_old_one(serve, speech
             serve.signal(signal.SIGHUP)
             line = serve.wait_log("reload failed", 60, after=mark)
             assert words in line, (name, line)
+            # GetStatus tells clients too (the SIGHUP handler runs on its own thread: wait)
+            refused = _wait(lambda: stub.GetStatus(pb.GetStatusRequest()).last_reload_error, 30,
+                            "GetStatus.last_reload_error")
+            assert words in refused, (name, refused)
             still_serving()
             serve.config.write_text(good_config)
             (serve.bundle / "model.safetensors").write_bytes(original_model)
@@ -144,6 +148,8 @@ def test_sighup_with_bad_config_or_garbage_model_keeps_the_old_one(serve, speech
         serve.wait_log("reloaded", 60, after=mark)
         info = stub.GetModel(pb.GetModelRequest())
         assert dict(info.thresholds) == pytest.approx({"yes": 0.45, "no": 0.45})
+        status = stub.GetStatus(pb.GetStatusRequest())
+        assert status.last_reload_error == "" and status.reloads == 1
     assert not any("Traceback" in line for line in serve.log), serve.log
 
 

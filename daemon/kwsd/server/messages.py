@@ -143,4 +143,6 @@ def status_to_pb(status: Mapping[str, Any], *, streams_open: int, serving: bool,
         stopping=stopping,
         model_id=model_id,
         time=wall_to_timestamp(time.time()),
+        reloads=int(status.get("reloads", 0) or 0),
+        last_reload_error=str(status.get("last_reload_error", "") or ""),
     )

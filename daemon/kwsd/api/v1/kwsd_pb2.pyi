@@ -222,7 +222,7 @@ class SubscriberStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., queued: _Optional[int] = ..., events_lost: _Optional[int] = ...) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("uptime", "sources", "vad_duty_cycle", "real_time_factor", "overflows", "streams_open", "subscribers", "serving", "stopping", "model_id", "time")
+    __slots__ = ("uptime", "sources", "vad_duty_cycle", "real_time_factor", "overflows", "streams_open", "subscribers", "serving", "stopping", "model_id", "time", "reloads", "last_reload_error")
     UPTIME_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     VAD_DUTY_CYCLE_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +234,8 @@ class Status(_message.Message):
     STOPPING_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    RELOADS_FIELD_NUMBER: _ClassVar[int]
+    LAST_RELOAD_ERROR_FIELD_NUMBER: _ClassVar[int]
     uptime: _duration_pb2.Duration
     sources: _containers.RepeatedCompositeFieldContainer[SourceStatus]
     vad_duty_cycle: float
@@ -245,4 +247,6 @@ class Status(_message.Message):
     stopping: bool
     model_id: str
     time: _timestamp_pb2.Timestamp
-    def __init__(self, uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., vad_duty_cycle: _Optional[float] = ..., real_time_factor: _Optional[float] = ..., overflows: _Optional[int] = ..., streams_open: _Optional[int] = ..., subscribers: _Optional[_Iterable[_Union[SubscriberStatus, _Mapping]]] = ..., serving: bool = ..., stopping: bool = ..., model_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reloads: int
+    last_reload_error: str
+    def __init__(self, uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., vad_duty_cycle: _Optional[float] = ..., real_time_factor: _Optional[float] = ..., overflows: _Optional[int] = ..., streams_open: _Optional[int] = ..., subscribers: _Optional[_Iterable[_Union[SubscriberStatus, _Mapping]]] = ..., serving: bool = ..., stopping: bool = ..., model_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reloads: _Optional[int] = ..., last_reload_error: _Optional[str] = ...) -> None: ...
