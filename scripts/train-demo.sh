@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 ENCODER=${1:-/work/kwsd-data/demo-encoder}
 OUT=${2:-models/demo}
 DATA_DIR=${DATA_DIR:-/work/kwsd-data}
-DATA=${DATA:-$DATA_DIR/train-manifest.csv}   # built below: keyword corpus + distillation audio
+DATA=${DATA:-}                       # default: built below from the corpus + distillation audio
 WORK=${WORK:-$DATA_DIR/train-work}
 REAL=${REAL:-../shared/data/real-dev}
 EPOCHS=${EPOCHS:-15}
@@ -33,7 +33,8 @@ mkdir -p "$WORK/eval"
 # One manifest for both rendered sets: the keyword corpus, and the distillation audio (long
 # generated non-keyword sentences, the kind of audio most false alarms come from; its held-out
 # speakers give calibration hours of negatives). Paths are made relative to $DATA_DIR.
-if [[ ! -f "$DATA" ]]; then
+if [[ -z "$DATA" ]]; then
+  DATA=$DATA_DIR/train-manifest.csv
   .venv/bin/python - "$DATA" "$DATA_DIR/corpus/manifest.csv" "$DATA_DIR/distill-audio/manifest.csv" <<'PY'
 import csv, os, sys
 from pathlib import Path

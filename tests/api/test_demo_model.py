@@ -71,21 +71,26 @@ def _hits(events, truth) -> list[tuple[str, float, float]]:
         and e.end_sample / 16000 > t[1] - TOLERANCE_S for e in events)]
 
 
+def _detect_wav(config, path):
+    """A WAV through Detect of a daemon started for it."""
+    running = start(config)
+    try:
+        with KwsdClient(running.address) as client:
+            return client.detect_wav(path)
+    finally:
+        running.stop()
+
+
 def test_detect_reports_the_spoken_keywords(demo_bundle, keyword_wav, silence_wav, sock_dir):
     path, truth = keyword_wav
     config = make_config(demo_bundle, silence_wav, sock_dir / "kwsd.sock", realtime=False,
                          threshold=None)
     offline = offline_detections(demo_bundle, path, config, "file")
-    running = start(config)
-    try:
-        with KwsdClient(running.address) as client:
-            result = client.detect_wav(path)
-    finally:
-        running.stop()
+    result = _detect_wav(config, path)
     assert [(e.keyword, e.start_sample, e.end_sample) for e in result.detections] == \
         [(d.keyword, round(d.start_s * 16000), round(d.end_s * 16000)) for d in offline]
-    # Recall on these real telephone calls is the weak demo model's (its card: a few percent at
-    # the default sensitivity); what the API owns is reporting exactly what `kwsd eval` does.
+    # Recall on these real telephone calls is the demo model's (its card: under half at the
+    # default sensitivity); what the API owns is reporting exactly what `kwsd eval` does.
     assert _hits(result.detections, truth) == _hits(offline_as_events(offline), truth)
 
 
@@ -105,12 +110,7 @@ def test_detect_finds_keywords_in_the_demo_recording(demo_bundle, silence_wav, s
         "decision": {"sensitivity": "high"},
         "api": {"socket": str(sock_dir / "kwsd.sock")},
     })
-    running = start(config)
-    try:
-        with KwsdClient(running.address) as client:
-            result = client.detect_wav(path)
-    finally:
-        running.stop()
+    result = _detect_wav(config, path)
     hits = _hits(result.detections, truth)
     assert len(hits) >= 2, f"found {hits} of {truth}; reported {list(result.detections)}"
     wrong = [e for e in result.detections if not _hits([e], truth)]

@@ -244,9 +244,14 @@ class Daemon:
             raise DaemonError("not serving")
         pipeline = Pipeline(self.bundle, source_id, self.settings)
         with self._lock:
-            self._streams = {s for s in self._streams if not s.closed}
+            self._open_streams()
             self._streams.add(pipeline)
         return pipeline
+
+    def _open_streams(self) -> list[Pipeline]:
+        """Forget closed client pipelines; the open ones. Caller holds `_lock`."""
+        self._streams = {s for s in self._streams if not s.closed}
+        return list(self._streams)
 
     # --- health and status ---------------------------------------------------------------------
     def healthy(self, max_age_s: float = 5.0) -> bool:
@@ -278,8 +283,7 @@ class Daemon:
             busy += p.busy_s
             opened += p.vad_duty_cycle * p.audio_s
         with self._lock:
-            self._streams = {s for s in self._streams if not s.closed}
-            streams = list(self._streams)
+            streams = self._open_streams()
         return {
             "uptime_s": round(time.monotonic() - self.started_at, 3),
             "sources": sources,

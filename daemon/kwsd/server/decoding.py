@@ -42,21 +42,23 @@ def _decoder(message_cls):
     return decode
 
 
+_HANDLER_KINDS = {  # (client streaming, server streaming) -> grpc's handler factory
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
 def add_servicer(servicer, server: grpc.Server) -> None:
-    """What the generated `add_KwsdServicer_to_server` does, with decoders that never raise."""
-    handlers = {
-        "Subscribe": grpc.unary_stream_rpc_method_handler(
-            servicer.Subscribe, request_deserializer=_decoder(pb.SubscribeRequest),
-            response_serializer=pb.Event.SerializeToString),
-        "Detect": grpc.stream_stream_rpc_method_handler(
-            servicer.Detect, request_deserializer=_decoder(pb.DetectRequest),
-            response_serializer=pb.DetectResponse.SerializeToString),
-        "GetModel": grpc.unary_unary_rpc_method_handler(
-            servicer.GetModel, request_deserializer=_decoder(pb.GetModelRequest),
-            response_serializer=pb.ModelInfo.SerializeToString),
-        "GetStatus": grpc.unary_unary_rpc_method_handler(
-            servicer.GetStatus, request_deserializer=_decoder(pb.GetStatusRequest),
-            response_serializer=pb.Status.SerializeToString),
-    }
+    """What the generated `add_KwsdServicer_to_server` does, with decoders that never raise;
+    every method of the service in the proto, so a new RPC cannot be left out here."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name[SERVICE.rsplit(".", 1)[1]].methods:
+        kind = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
+        handlers[method.name] = kind(
+            getattr(servicer, method.name),
+            request_deserializer=_decoder(getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)
