@@ -3,43 +3,14 @@ the demo bundle (detection content), a WAV file source, a Unix socket in a short
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from running_daemon import LOW_THRESHOLD
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_MODEL = REPO / "models" / "demo"
 SPEECH_WAV = "speech/alif_ml-embedded-evaluation-kit-yes_no_go_stop.wav"  # 16 kHz, 4 s
-LOW_THRESHOLD = 0.3
-"""Random weights give posteriors near 1/4 each; 0.3 makes them fire now and then."""
-
-
-@dataclass
-class Running:
-    daemon: object
-    handle: object
-    config: object
-    socket: str
-
-    @property
-    def address(self) -> str:
-        return "unix:" + self.socket
-
-    def stop(self) -> None:
-        self.handle.stop(0.5)
-        self.daemon.stop()
-
-
-@pytest.fixture(scope="session")
-def random_bundle(tmp_path_factory) -> Path:
-    from kwsd.model.bundle import make_random_bundle
-
-    return make_random_bundle(tmp_path_factory.mktemp("bundle") / "random", "demo",
-                              ("yes", "no"), seed=0)
 
 
 @pytest.fixture(scope="session")
@@ -80,14 +51,6 @@ def silence_wav(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    """Short path: a Unix socket path must fit in 108 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="kwsd-t-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def make_config(bundle: Path, wav: Path, sock: Path, *, realtime: bool = True,
                 loop: bool = False, threshold: float | None = LOW_THRESHOLD,
                 api: dict | None = None, keywords=("yes", "no")):
@@ -103,20 +66,6 @@ def make_config(bundle: Path, wav: Path, sock: Path, *, realtime: bool = True,
     if threshold is not None:
         data["decision"] = {"thresholds": {k: threshold for k in keywords}}
     return config_from_dict(data)
-
-
-def start(config) -> Running:
-    from kwsd.engine.daemon import Daemon
-    from kwsd.server.grpc_server import start as start_server
-
-    daemon = Daemon(config)
-    daemon.start()
-    try:
-        handle = start_server(daemon, config.api)
-    except BaseException:
-        daemon.stop()
-        raise
-    return Running(daemon, handle, config, config.api.socket)
 
 
 def offline_detections(bundle_path: Path, wav: Path, config, source_id: str = "file"):

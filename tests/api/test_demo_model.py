@@ -15,8 +15,9 @@ import pytest
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
 from kwsd.client import KwsdClient
+from running_daemon import start
 
-from .conftest import make_config, offline_detections, start
+from .conftest import make_config, offline_detections
 
 GAP_S = 1.0
 TOLERANCE_S = 0.5

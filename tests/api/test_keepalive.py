@@ -9,8 +9,9 @@ import time
 import grpc
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
+from running_daemon import start
 
-from .conftest import make_config, start
+from .conftest import make_config
 
 
 def _subscribe(address: str, ping_ms: int):

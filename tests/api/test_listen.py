@@ -10,8 +10,9 @@ import subprocess
 import sys
 
 import pytest
+from running_daemon import start
 
-from .conftest import REPO, make_config, start
+from .conftest import REPO, make_config
 
 DUMP_ENV = ("import json, os, sys; "
             "json.dump({k: v for k, v in os.environ.items() if k.startswith('KWSD_')}, "

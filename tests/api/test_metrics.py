@@ -5,8 +5,9 @@ from __future__ import annotations
 import urllib.request
 
 from kwsd.client import KwsdClient
+from running_daemon import start
 
-from .conftest import make_config, start
+from .conftest import make_config
 from .test_tcp_tls import free_port
 
 

@@ -14,9 +14,10 @@ from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
 from kwsd.audio.wavfile import read_wav_16k
 from kwsd.client import KwsdClient
 from kwsd.config import ConfigError
+from running_daemon import start
 
 from .certs import make_certs
-from .conftest import make_config, start
+from .conftest import make_config
 
 TOKEN = "s3cret-token-for-tests"
 

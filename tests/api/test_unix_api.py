@@ -17,8 +17,9 @@ from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
 from kwsd.audio.wavfile import read_wav_16k
 from kwsd.client import KwsdClient
+from running_daemon import start
 
-from .conftest import make_config, offline_detections, start
+from .conftest import make_config, offline_detections
 
 MAX_CHUNK = 8000
 

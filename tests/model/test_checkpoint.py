@@ -16,14 +16,6 @@ LENGTHS = [16000, 16000 + 123, 4000 + 7]  # 16123 and 4007 are not multiples of 
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def assert_same_states(ours: DistilHubert, hf, what: str) -> None:
     gen = torch.Generator().manual_seed(7)
     for n in LENGTHS:

@@ -14,14 +14,6 @@ pytest.importorskip("transformers")
 LENGTHS = [16000, 8000 + 123, 401]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.mark.parametrize("name", ["distilhubert", "demo"])
 def test_hidden_states_match_hf(name: str) -> None:
     cfg = config_named(name)

@@ -18,14 +18,6 @@ from kwsd.model.runtime import PRECISIONS, fold_weight_norm, inference_encoder
 from kwsd.model.streaming import StreamingClassifier
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 

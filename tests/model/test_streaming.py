@@ -17,14 +17,6 @@ from kwsd.model.streaming import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     return load_bundle(make_random_bundle(tmp_path_factory.mktemp("s") / "b", "demo",

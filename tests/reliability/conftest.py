@@ -4,26 +4,13 @@ sockets, and synthesised speech."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from running_daemon import KEYWORDS
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_MODEL = REPO / "models" / "demo"
-KEYWORDS = ("yes", "no")
-LOW_THRESHOLD = 0.3
-"""Random weights give posteriors near 1/4 each; 0.3 makes them fire now and then."""
-
-
-@pytest.fixture(scope="session")
-def random_bundle(tmp_path_factory) -> Path:
-    from kwsd.model.bundle import make_random_bundle
-
-    return make_random_bundle(tmp_path_factory.mktemp("bundle") / "random", "demo", KEYWORDS,
-                              seed=0)
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +40,3 @@ def speech_wav(speech_samples, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("wav") / "speech.wav"
     write_wav_16k(path, speech_samples)
     return path
-
-
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    """Short path: a Unix socket path must fit in 108 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="kwsd-r-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)

@@ -11,23 +11,7 @@ import grpc
 import numpy as np
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
-
-from .conftest import KEYWORDS, LOW_THRESHOLD
-
-
-@dataclass
-class Running:
-    daemon: object
-    handle: object
-    config: object
-
-    @property
-    def address(self) -> str:
-        return self.handle.address
-
-    def stop(self) -> None:
-        self.handle.stop(0.5)
-        self.daemon.stop()
+from running_daemon import KEYWORDS, LOW_THRESHOLD
 
 
 def make_config(bundle: Path, sock: Path, wav: Path | None = None, *, realtime: bool = True,
@@ -48,20 +32,6 @@ def make_config(bundle: Path, sock: Path, wav: Path | None = None, *, realtime: 
     if threshold is not None:
         data["decision"] = {"thresholds": {k: threshold for k in KEYWORDS}}
     return config_from_dict(data)
-
-
-def start(config) -> Running:
-    from kwsd.engine.daemon import Daemon
-    from kwsd.server.grpc_server import start as start_server
-
-    daemon = Daemon(config)
-    daemon.start()
-    try:
-        handle = start_server(daemon, config.api)
-    except BaseException:
-        daemon.stop()
-        raise
-    return Running(daemon, handle, config)
 
 
 def reference_detections(bundle_path: Path, samples: np.ndarray, config) -> list[tuple]:

@@ -22,16 +22,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
+from running_daemon import start
 
 from .conftest import REPO
-from .server import (
-    ServeProcess,
-    Witness,
-    detect_config,
-    make_config,
-    reference_detections,
-    start,
-)
+from .server import ServeProcess, Witness, detect_config, make_config, reference_detections
 
 
 def _wait(pred, timeout: float, what: str):

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
+from running_daemon import KEYWORDS, start
 
-from .conftest import KEYWORDS
-from .server import Witness, detect_config, make_config, reference_detections, start
+from .server import Witness, detect_config, make_config, reference_detections
 
 MAX_CHUNK = 4000
 MAX_MESSAGE = MAX_CHUNK + 4096  # what grpc_server allows on the wire

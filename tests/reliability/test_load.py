@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
+from running_daemon import LOW_THRESHOLD, start
 
-from .conftest import LOW_THRESHOLD, REPO
+from .conftest import REPO
 from .load import NON_READER_OPTIONS, run_load
-from .server import make_config, reference_detections, start
+from .server import make_config, reference_detections
 
 RSS_BOUND_MB = 200.0  # growth during one step with a few streams (a fast client sending MBs)
 RSS_PER_STREAM_MB = 25.0  # measured 10-16 MB per open stream (pipeline state, gRPC buffers)

@@ -26,9 +26,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
+from running_daemon import start
 
 from .conftest import REPO
-from .server import detect_config, make_config, start
+from .server import detect_config, make_config
 
 TOKEN = "reliability-token-0123456789"
 SILENCE: dict = {}  # the daemons' own source: a second of silence in a loop (set below)
