@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from kwsd.api.v1 import kwsd_pb2 as pb
 
-SERVICE = "kwsd.v1.Kwsd"
+SERVICE = pb.DESCRIPTOR.services_by_name["Kwsd"]  # kwsd.v1.Kwsd, as the proto declares it
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,12 @@ def add_servicer(servicer, server: grpc.Server) -> None:
     """What the generated `add_KwsdServicer_to_server` does, with decoders that never raise;
     every method of the service in the proto, so a new RPC cannot be left out here."""
     handlers = {}
-    for method in pb.DESCRIPTOR.services_by_name[SERVICE.rsplit(".", 1)[1]].methods:
+    for method in SERVICE.methods:
         kind = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
         handlers[method.name] = kind(
             getattr(servicer, method.name),
             request_deserializer=_decoder(getattr(pb, method.input_type.name)),
             response_serializer=getattr(pb, method.output_type.name).SerializeToString)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    server.add_registered_method_handlers(SERVICE, handlers)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name,
+                                                                        handlers),))
+    server.add_registered_method_handlers(SERVICE.full_name, handlers)
