@@ -88,7 +88,8 @@ timeout 300 $VENV_PIP install -q pyroomacoustics >>"$LOG" 2>&1 && ok "pip pyroom
 
 # --- 5. Check the Python engines through kwsd's own renderers ----------------------------------
 PYTHONPATH=daemon $VENV_PY - <<'EOF' 2>>"$LOG" | tee -a "$LOG"
-from kwsd.training import tts, voices
+from kwsd.corpus import tts
+from kwsd.corpus import voices
 for engine in ("piper", "kokoro"):
     vs = [v for v in voices.available_voices() if v.engine == engine]
     if not vs:

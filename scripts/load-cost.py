@@ -41,7 +41,7 @@ def main() -> int:
     a = ap.parse_args()
     from kwsd.api.v1 import kwsd_pb2 as pb
     from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
-    from kwsd.audio.wavfile import write_wav_16k
+    from kwsd.audio.audiofile import write_wav_16k
     from kwsd.config import config_from_dict
     from kwsd.engine.daemon import Daemon
     from kwsd.model.bundle import load_bundle, make_random_bundle

@@ -104,7 +104,7 @@ def main() -> int:
         from kwsd.model.bundle import make_random_bundle
         bundle = make_random_bundle(work / "bundle", "demo", ("yes", "no"), seed=0)
         threshold = 0.3
-    from kwsd.audio.wavfile import write_wav_16k
+    from kwsd.audio.audiofile import write_wav_16k
     from kwsd.model.bundle import load_bundle
     keywords = load_bundle(bundle).keywords
     samples = Program(ClipPool.build(keywords, work / "pool.npz"), 60.0, seed=7,

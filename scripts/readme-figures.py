@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from kwsd.audio.chunk import SAMPLE_RATE  # noqa: E402
-from kwsd.audio.wavfile import read_wav_16k  # noqa: E402
+from kwsd.audio.audiofile import read_audio_16k  # noqa: E402
 from kwsd.config import DecisionConfig
 from kwsd.engine.pipeline import Pipeline, PipelineSettings  # noqa: E402
 from kwsd.events import EventKind  # noqa: E402
@@ -73,7 +73,7 @@ def read_truth(path: Path | None) -> list[tuple[str, float, float]]:
 def draw_timeline(model: Path, wav: Path, truth_csv: Path | None, out: Path,
                   sensitivity: str) -> list:
     bundle = load_bundle(model)
-    samples = read_wav_16k(wav)
+    samples = read_audio_16k(wav)
     settings = PipelineSettings(decision=DecisionConfig(sensitivity=sensitivity))
     events = Pipeline(bundle, "demo", settings).run(samples)
     posts = StreamingClassifier(bundle).accept(samples, 0)

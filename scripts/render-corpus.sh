@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 DATA=${1:-/work/kwsd-data}
 mkdir -p "$DATA/logs" "$DATA/corpus" "$DATA/distill-audio"
 export PYTHONPATH=daemon KWSD_TTS_THREADS=1
-PY=".venv/bin/python -m kwsd.training.corpus"
+PY=".venv/bin/python -m kwsd.corpus.render"
 ( nice -n 10 $PY --out "$DATA/corpus" --jobs 1 \
     --engines noise,mbrola,flite,pico,espeak,piper,festival ) >>"$DATA/logs/corpus-A.log" 2>&1 &
 A=$!
@@ -25,7 +25,7 @@ wait $A; wait $B
 PYTHONPATH=daemon .venv/bin/python - "$DATA" <<'PYEOF'
 import sys
 from pathlib import Path
-from kwsd.training.corpus import summarize, write_manifest
+from kwsd.corpus.render import summarize, write_manifest
 for name in ("corpus", "distill-audio"):
     rows = write_manifest(Path(sys.argv[1]) / name)
     print(f"{name}: {summarize(rows)}")

@@ -4,7 +4,7 @@
 #
 #   scripts/train-demo.sh [ENCODER_DIR] [OUT_DIR]
 #
-# Inputs: the corpus (python -m kwsd.training.corpus, /work/kwsd-data/corpus/manifest.csv) and
+# Inputs: the corpus (python -m kwsd.corpus.render, /work/kwsd-data/corpus/manifest.csv) and
 # the distilled encoder (kwsd distill ..., /work/kwsd-data/demo-encoder). The real recordings in
 # ../shared/data/real-dev are used for EVALUATION ONLY (never for training or thresholds).
 # Work files (feature caches, checkpoints, held-out set, eval outputs) go to $WORK.
@@ -69,7 +69,7 @@ ev() {  # ev NAME MANIFEST
 }
 ev heldout "$HELD" & ev wuw-dev "$WUW" & ev speech "$SPEECH" &
 wait
-[[ -f "$OUT/demo.wav" ]] || .venv/bin/python -m kwsd.training.demo_audio --out "$OUT"
+[[ -f "$OUT/demo.wav" ]] || .venv/bin/python -m kwsd.corpus.demo_audio --out "$OUT"
 ev demo "$OUT/demo.csv"
 for n in heldout wuw-dev speech demo; do
   [[ -f "$WORK/eval/$n.txt" ]] && { echo "== $n"; grep -v "^20..-" "$WORK/eval/$n.txt"; }
@@ -92,4 +92,4 @@ for name, key in (("heldout", "heldout_synthetic_test"), ("wuw-dev", "real_wuw_d
     meta["metrics"][key] = {k: s[k] for k in keep if k in s}
 meta_path.write_text(json.dumps(meta, indent=2) + "\n")
 PY
-.venv/bin/python -m kwsd.training.card "$WORK"/eval/{heldout,wuw-dev,speech,demo}/summary.json
+.venv/bin/python -m kwsd.head_training.card "$WORK"/eval/{heldout,wuw-dev,speech,demo}/summary.json

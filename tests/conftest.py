@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from running_daemon import KEYWORDS
+from tiny_corpus import tiny_corpus  # noqa: F401  (a fixture for the stage suites)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -31,9 +31,9 @@ def padded_wav(speech_wav, tmp_path_factory) -> Path:
     """The speech between silences: a subscriber has 1.5 s to connect before the first event,
     and a looping source gives speech begin/end (and fresh detections) on every pass."""
     import numpy as np
-    from kwsd.audio.wavfile import read_wav_16k, write_wav_16k
+    from kwsd.audio.audiofile import read_audio_16k, write_wav_16k
 
-    speech = read_wav_16k(speech_wav)
+    speech = read_audio_16k(speech_wav)
     samples = np.concatenate([np.zeros(24_000, np.int16), speech, np.zeros(16_000, np.int16)])
     path = tmp_path_factory.mktemp("wav") / "padded.wav"
     write_wav_16k(path, samples)
@@ -44,7 +44,7 @@ def padded_wav(speech_wav, tmp_path_factory) -> Path:
 def silence_wav(tmp_path_factory) -> Path:
     """One second of digital silence: a daemon source that costs nothing."""
     import numpy as np
-    from kwsd.audio.wavfile import write_wav_16k
+    from kwsd.audio.audiofile import write_wav_16k
 
     path = tmp_path_factory.mktemp("wav") / "silence.wav"
     write_wav_16k(path, np.zeros(16_000, np.int16))
@@ -70,12 +70,12 @@ def make_config(bundle: Path, wav: Path, sock: Path, *, realtime: bool = True,
 
 def offline_detections(bundle_path: Path, wav: Path, config, source_id: str = "file"):
     """What `kwsd eval` reports for the file: the same Pipeline run offline."""
-    from kwsd.audio.wavfile import read_wav_16k
+    from kwsd.audio.audiofile import read_audio_16k
     from kwsd.engine.pipeline import PipelineSettings
+    from kwsd.evaluation.runner import run_samples
     from kwsd.model.bundle import load_bundle
-    from kwsd.training.evaluate import run_samples
 
     bundle = load_bundle(bundle_path)
-    result = run_samples(bundle, read_wav_16k(wav), source_id,
+    result = run_samples(bundle, read_audio_16k(wav), source_id,
                          PipelineSettings.from_config(config))
     return result.detections

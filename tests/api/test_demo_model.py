@@ -29,7 +29,7 @@ def _norm(keyword: str) -> str:
 
 def _keyword_file(demo_bundle, shared_data, out, max_files: int):
     """Isolated keywords of the first callers, 16 kHz, 1 s of silence between: (path, truth)."""
-    from kwsd.audio.wavfile import read_wav_16k, write_wav_16k
+    from kwsd.audio.audiofile import read_audio_16k, write_wav_16k
     from kwsd.model.bundle import load_bundle
 
     keywords = {_norm(k): k for k in load_bundle(demo_bundle).keywords}
@@ -43,7 +43,7 @@ def _keyword_file(demo_bundle, shared_data, out, max_files: int):
     rows = rows[:max_files]
     parts, truth, at = [np.zeros(int(GAP_S * 16000), np.int16)], [], GAP_S
     for r in rows:
-        samples = read_wav_16k(root / r["file"])
+        samples = read_audio_16k(root / r["file"])
         truth.append((keywords[_norm(r["keyword"])], at + float(r["kw_start_s"]),
                       at + float(r["kw_end_s"])))
         parts += [samples, np.zeros(int(GAP_S * 16000), np.int16)]

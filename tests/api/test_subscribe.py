@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
-from kwsd.audio.wavfile import read_wav_16k
+from kwsd.audio.audiofile import read_audio_16k
 from kwsd.client import AsyncKwsdClient, Backoff, KwsdClient
 from running_daemon import start
 
@@ -175,7 +175,7 @@ def test_asyncio_client(random_bundle, speech_wav, padded_wav, sock_dir):
         async with AsyncKwsdClient(running.address) as client:
             model = await client.get_model()
             status = await client.get_status()
-            result = await client.detect(read_wav_16k(speech_wav), 16000)
+            result = await client.detect(read_audio_16k(speech_wav), 16000)
             got = []
             async for event in client.subscribe(include_speech_activity=True):
                 got.append(event)

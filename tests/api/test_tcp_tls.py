@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
-from kwsd.audio.wavfile import read_wav_16k
+from kwsd.audio.audiofile import read_audio_16k
 from kwsd.client import KwsdClient
 from kwsd.config import ConfigError
 from running_daemon import start
@@ -61,8 +61,8 @@ def test_tls_with_token(tls_server, certs, speech_wav):
     assert running.handle.addresses == [running.address, f"127.0.0.1:{port}"]
     with KwsdClient(f"localhost:{port}", token=TOKEN, tls_ca=str(certs.ca)) as client:
         assert list(client.get_model().keywords) == ["yes", "no"]
-        result = client.detect(read_wav_16k(speech_wav), 16000)
-        assert result.summary.samples_processed == len(read_wav_16k(speech_wav))
+        result = client.detect(read_audio_16k(speech_wav), 16000)
+        assert result.summary.samples_processed == len(read_audio_16k(speech_wav))
         assert client.get_status().serving
     channel, stub = _tls_stub(port, certs)
     with channel:  # a streaming call through the token check stays open

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
-from kwsd.audio.wavfile import read_wav_16k
+from kwsd.audio.audiofile import read_audio_16k
 from kwsd.client import KwsdClient
 from running_daemon import start
 
@@ -127,7 +127,7 @@ def test_detect_matches_offline_pipeline(server, random_bundle, speech_wav):
     with KwsdClient(server.address) as client:
         result = client.detect_wav(speech_wav, label="parity")
     _same(result.detections, offline)
-    n = len(read_wav_16k(speech_wav))
+    n = len(read_audio_16k(speech_wav))
     summary = result.summary
     assert summary.samples_processed == n and summary.input_frames == n
     assert summary.audio_duration.ToNanoseconds() == n * 1_000_000_000 // 16000
@@ -145,7 +145,7 @@ def test_detect_matches_offline_pipeline(server, random_bundle, speech_wav):
 
 def test_detect_stereo_numpy_equals_mono(server, random_bundle, speech_wav):
     """Two identical channels average to the same mono samples: same detections."""
-    samples = read_wav_16k(speech_wav)
+    samples = read_audio_16k(speech_wav)
     offline = offline_detections(random_bundle, speech_wav, server.config, "file")
     with KwsdClient(server.address) as client:
         result = client.detect(np.stack([samples, samples], axis=1), 16000, chunk_ms=37)
@@ -167,7 +167,7 @@ def test_detect_8khz_matches_offline_pipeline(server, random_bundle, shared_data
 
 def test_detect_keyword_filter(server):
     with KwsdClient(server.address) as client:
-        samples = read_wav_16k(server.config.audio.wav)
+        samples = read_audio_16k(server.config.audio.wav)
         result = client.detect(samples, 16000, keywords=["yes"])
     assert all(e.keyword == "yes" for e in result.detections)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kwsd.audio.audiofile import read_audio_16k
 from kwsd.audio.chunk import SAMPLE_RATE
-from kwsd.audio.wavfile import read_wav_16k
 
 
 def require_espeak() -> str:
@@ -28,7 +28,7 @@ def _render(text: str, voice: str, speed: int) -> bytes:
         out = Path(tmp) / "s.wav"
         subprocess.run([exe, "-v", voice, "-s", str(speed), "-w", str(out), text], check=True,
                        capture_output=True, timeout=60)
-        return read_wav_16k(out).tobytes()
+        return read_audio_16k(out).tobytes()
 
 
 def espeak(text: str, voice: str = "en-us", speed: int = 150) -> np.ndarray:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kwsd.audio.audiofile import read_audio_16k, write_wav_16k
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.audio.convert import resample
 from kwsd.audio.microphone import MicrophoneSource
 from kwsd.audio.source import SourceError, SourceState
 from kwsd.audio.stdin_source import StdinSource
 from kwsd.audio.wav_source import WavSource
-from kwsd.audio.wavfile import read_wav_16k, write_wav_16k
 
 from .speech import espeak, silence
 
@@ -56,7 +56,7 @@ def test_wav_source_any_rate_equals_the_one_resampler(tmp_path):
     src = WavSource(path, "w", realtime=False, chunk_ms=37)
     src.start()
     got = _contiguous(_drain(src))
-    assert np.array_equal(got, read_wav_16k(path))
+    assert np.array_equal(got, read_audio_16k(path))
     assert src.state == SourceState.STOPPED and src.detail == "end of file"
 
 

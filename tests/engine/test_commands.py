@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from audio.speech import espeak, silence
-from kwsd.audio.wavfile import write_wav_16k
+from kwsd.audio.audiofile import write_wav_16k
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import weakref
 import numpy as np
 import pytest
 from audio.speech import espeak, silence
-from kwsd.audio.wavfile import write_wav_16k
+from kwsd.audio.audiofile import write_wav_16k
 from kwsd.config import load_config
 from kwsd.engine.daemon import Daemon
 from kwsd.events import EventKind

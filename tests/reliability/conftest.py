@@ -35,7 +35,7 @@ def speech_samples(clip_pool):
 
 @pytest.fixture(scope="session")
 def speech_wav(speech_samples, tmp_path_factory) -> Path:
-    from kwsd.audio.wavfile import write_wav_16k
+    from kwsd.audio.audiofile import write_wav_16k
 
     path = tmp_path_factory.mktemp("wav") / "speech.wav"
     write_wav_16k(path, speech_samples)

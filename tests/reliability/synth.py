@@ -55,7 +55,7 @@ class SynthError(RuntimeError):
 
 def render(text: str, voice: str = "en-us", speed: int = 160) -> np.ndarray:
     """espeak-ng speech for `text` as 16 kHz int16, its own leading/trailing silence trimmed."""
-    from kwsd.audio.wavfile import read_wav_16k
+    from kwsd.audio.audiofile import read_audio_16k
 
     exe = shutil.which("espeak-ng")
     if exe is None:
@@ -64,7 +64,7 @@ def render(text: str, voice: str = "en-us", speed: int = 160) -> np.ndarray:
         out = Path(tmp) / "s.wav"
         subprocess.run([exe, "-v", voice, "-s", str(speed), "-w", str(out), text], check=True,
                        capture_output=True, timeout=60)
-        samples = read_wav_16k(out)
+        samples = read_audio_16k(out)
     frame = 160
     n = len(samples) // frame
     energy = np.mean(samples[: n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kwsd.audio.wavfile import WavError, read_wav, read_wav_16k, write_wav_16k
+from kwsd.audio.audiofile import AudioFileError, read_audio, read_audio_16k, write_wav_16k
 from kwsd.config import ConfigError, load_config
 from kwsd.model.bundle import ModelBundleError, load_bundle
 
@@ -39,8 +39,8 @@ def _examples(request, n_ci: int, n_slow: int) -> settings:
 def test_broken_wavs_refused_clearly(path, random_bundle, sock_dir):
     from kwsd.engine.daemon import Daemon, DaemonError
 
-    with pytest.raises(WavError) as info:
-        read_wav_16k(path)
+    with pytest.raises(AudioFileError) as info:
+        read_audio_16k(path)
     assert path.name in str(info.value)
     daemon = Daemon(make_config(random_bundle, sock_dir / "s", path))
     with pytest.raises(DaemonError) as info:
@@ -65,8 +65,8 @@ def test_fuzzed_wavs_raise_only_wav_error(request, tmp_path):
                 blob[pos] = value
         target.write_bytes(bytes(blob))
         try:
-            samples, rate = read_wav(target)[:2]
-        except WavError as exc:
+            samples, rate = read_audio(target)[:2]
+        except AudioFileError as exc:
             assert str(target) in str(exc)
             return
         assert rate > 0 and len(samples) > 0

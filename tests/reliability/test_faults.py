@@ -60,7 +60,7 @@ def _write_config(path: Path, bundle: Path, sock: Path, threshold: float = 0.3) 
 @pytest.fixture
 def serve(random_bundle, tmp_path, sock_dir):
     """`kwsd serve` on a copy of the bundle (the test may break it), reading silence in a loop."""
-    from kwsd.audio.wavfile import write_wav_16k
+    from kwsd.audio.audiofile import write_wav_16k
 
     bundle = tmp_path / "bundle"
     shutil.copytree(random_bundle, bundle)

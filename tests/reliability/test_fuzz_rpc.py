@@ -46,7 +46,7 @@ def server(random_bundle, speech_samples, tmp_path_factory):
     import tempfile
     from pathlib import Path
 
-    from kwsd.audio.wavfile import write_wav_16k
+    from kwsd.audio.audiofile import write_wav_16k
 
     wav = tmp_path_factory.mktemp("wav") / "silence.wav"
     write_wav_16k(wav, np.zeros(16000, np.int16))  # the daemon's own source: cheap silence

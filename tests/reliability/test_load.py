@@ -44,7 +44,7 @@ def load_audio(clip_pool) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def serve(random_bundle, load_audio, tmp_path_factory):
-    from kwsd.audio.wavfile import write_wav_16k
+    from kwsd.audio.audiofile import write_wav_16k
 
     sys.path.insert(0, str(REPO / "scripts"))
     work = Path(tempfile.mkdtemp(prefix="kwsd-l-", dir="/tmp"))
@@ -122,7 +122,7 @@ def test_non_reader_does_not_affect_others(random_bundle, sock_dir, tmp_path):
     """Bursts of events on the daemon's real bus: five subscribers that read get every event,
     in order, none lost; one that never reads loses the oldest ones (counted in its stream and
     in status); publishing never waited for it."""
-    from kwsd.audio.wavfile import write_wav_16k
+    from kwsd.audio.audiofile import write_wav_16k
     from kwsd.events import Event, EventKind
 
     wav = tmp_path / "silence.wav"
@@ -176,7 +176,7 @@ def test_non_reader_does_not_affect_others(random_bundle, sock_dir, tmp_path):
 def test_hundred_subscribers_then_the_limit(random_bundle, sock_dir, tmp_path):
     """100 subscribers fit the default limit; with `max_subscribers = 100` the 101st is refused
     with RESOURCE_EXHAUSTED and the others stay open."""
-    from kwsd.audio.wavfile import write_wav_16k
+    from kwsd.audio.audiofile import write_wav_16k
 
     wav = tmp_path / "silence.wav"
     write_wav_16k(wav, np.zeros(16000, np.int16))

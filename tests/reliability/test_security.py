@@ -37,7 +37,7 @@ SILENCE: dict = {}  # the daemons' own source: a second of silence in a loop (se
 
 @pytest.fixture(scope="module", autouse=True)
 def _silence_source(tmp_path_factory):
-    from kwsd.audio.wavfile import write_wav_16k
+    from kwsd.audio.audiofile import write_wav_16k
 
     wav = tmp_path_factory.mktemp("wav") / "silence.wav"
     write_wav_16k(wav, np.zeros(16000, np.int16))
@@ -286,7 +286,7 @@ def _marker_audio() -> tuple[bytes, list[str]]:
 def test_logs_never_contain_audio(random_bundle, sock_dir, caplog, tmp_path):
     """At DEBUG, a daemon given marker audio through Detect (good and malformed), through raw
     wire garbage, and through its own source logs none of it, in any encoding."""
-    from kwsd.audio.wavfile import write_wav_16k
+    from kwsd.audio.audiofile import write_wav_16k
 
     raw, forms = _marker_audio()
     wav = tmp_path / "marker.wav"

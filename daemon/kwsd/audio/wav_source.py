@@ -1,5 +1,5 @@
 """A WAV file as an audio source: paced in real time (a stand-in microphone) or as fast as the
-consumer takes it (offline runs). Any rate and width: `read_wav_16k` converts once at open."""
+consumer takes it (offline runs). Any rate and width: `read_audio_16k` converts once at open."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kwsd.audio.audiofile import AudioFileError, read_audio_16k
 from kwsd.audio.chunk import SAMPLE_RATE, AudioChunk
 from kwsd.audio.source import AudioSource, SourceError, SourceState
-from kwsd.audio.wavfile import WavError, read_wav_16k
 
 
 class WavSource(AudioSource):
@@ -23,8 +23,8 @@ class WavSource(AudioSource):
         super().__init__(source_id, queue_chunks=max(2, queue_ms // max(chunk_ms, 1)))
         self.path = Path(path)
         try:
-            self.samples = read_wav_16k(self.path)
-        except WavError as exc:
+            self.samples = read_audio_16k(self.path)
+        except AudioFileError as exc:
             raise SourceError(str(exc)) from None
         self.realtime = realtime
         self.live = realtime

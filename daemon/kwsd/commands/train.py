@@ -77,10 +77,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from kwsd.head_training.dataset import DatasetError
+    from kwsd.head_training.fit import FitConfig
+    from kwsd.head_training.train import TrainConfig, TrainError, train
     from kwsd.model.bundle import ModelBundleError
-    from kwsd.training.dataset import DatasetError
-    from kwsd.training.fit import FitConfig
-    from kwsd.training.train import TrainConfig, TrainError, train
 
     torch.set_num_threads(max(1, args.threads))
     keywords = [k.strip() for k in args.keywords.split(",") if k.strip()] if args.keywords \

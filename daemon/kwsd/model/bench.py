@@ -103,9 +103,9 @@ def accuracy_clips(wavs: list[Path]) -> list[np.ndarray]:
     """Audio for the accuracy comparison: the given recordings, or synthetic speech."""
     if not wavs:
         return [speech_like(3.0, seed=1)]
-    from kwsd.audio.wavfile import read_wav_16k
+    from kwsd.audio.audiofile import read_audio_16k
 
-    return [read_wav_16k(w) for w in wavs]
+    return [read_audio_16k(w) for w in wavs]
 
 
 def measure_speed(bundle_path: Path, seconds: float, threads: list[int],

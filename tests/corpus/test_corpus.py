@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kwsd.audio.audiofile import read_audio
 from kwsd.audio.chunk import SAMPLE_RATE
-from kwsd.audio.wavfile import read_wav
-from kwsd.training import corpus, texts
-from kwsd.training.voices import available_voices
+from kwsd.corpus import render as corpus
+from kwsd.corpus import texts
+from kwsd.corpus.voices import available_voices
 
 pytestmark = pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed")
 
@@ -37,7 +38,7 @@ def test_manifest_lists_every_clip_with_columns(tiny) -> None:
 def test_clips_are_16k_speech_with_keyword_inside_its_span(tiny) -> None:
     out, rows = tiny
     for r in rows:
-        x, rate = read_wav(out / r["file"])
+        x, rate = read_audio(out / r["file"])
         assert rate == SAMPLE_RATE
         assert float(r["duration_s"]) == pytest.approx(len(x) / SAMPLE_RATE, abs=1e-3)
         if r["label"] == "_silence_":
@@ -114,7 +115,7 @@ def test_contains_keyword() -> None:
 
 def test_forced_alignment_finds_a_joined_keyword() -> None:
     pytest.importorskip("pocketsphinx")
-    from kwsd.training import align
+    from kwsd.corpus import align
 
     voices = [v for v in available_voices() if v.engine in ("flite", "pico", "mbrola")]
     if not voices:

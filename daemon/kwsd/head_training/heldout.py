@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kwsd.audio.audiofile import AudioFileError, read_audio_16k, write_wav_16k
 from kwsd.audio.chunk import SAMPLE_RATE
-from kwsd.audio.wavfile import WavError, read_wav_16k, write_wav_16k
-from kwsd.training.dataset import SILENCE, UNKNOWN, Clip
+from kwsd.head_training.dataset import SILENCE, UNKNOWN, Clip
 
 FIELDS = ("file", "keyword", "kw_start_s", "kw_end_s", "in_sentence", "transcription",
           "voice", "engine", "augment")
@@ -50,8 +50,8 @@ def write_heldout_set(clips: list[Clip], out: Path, augmenter=None, copies: int 
                 negatives.append(clip)
                 continue
             try:
-                samples = read_wav_16k(clip.path)
-            except (WavError, ValueError):
+                samples = read_audio_16k(clip.path)
+            except (AudioFileError, ValueError):
                 continue
             pre = int(rng.uniform(0.5, 1.5) * SAMPLE_RATE)
             post = int(rng.uniform(0.8, 1.5) * SAMPLE_RATE)
@@ -87,8 +87,8 @@ def _negative_streams(negatives: list[Clip], out: Path, augmenter, rng: np.rando
     for pos, j in enumerate(order):
         clip = negatives[int(j)]
         try:
-            samples = read_wav_16k(clip.path)
-        except (WavError, ValueError):
+            samples = read_audio_16k(clip.path)
+        except (AudioFileError, ValueError):
             samples = None
         if samples is not None:
             gap = _quiet(rng, int(rng.uniform(0.3, 1.2) * SAMPLE_RATE))

@@ -25,10 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kwsd.model.bundle import ModelBundle, head_config_for, make_meta, save_bundle
-from kwsd.model.head import KeywordHead
-from kwsd.training import calibrate as cal
-from kwsd.training.dataset import (
+from kwsd.head_training import calibrate as cal
+from kwsd.head_training.dataset import (
     SILENCE,
     UNKNOWN,
     Clip,
@@ -36,8 +34,8 @@ from kwsd.training.dataset import (
     read_corpus_manifest,
     read_speech_commands,
 )
-from kwsd.training.examples import WindowPolicy
-from kwsd.training.features import (
+from kwsd.head_training.examples import WindowPolicy
+from kwsd.head_training.features import (
     StatesFn,
     build_windows,
     cache_key,
@@ -45,7 +43,9 @@ from kwsd.training.features import (
     encode_window_audio,
     file_digest,
 )
-from kwsd.training.fit import FitConfig, fit
+from kwsd.head_training.fit import FitConfig, fit
+from kwsd.model.bundle import ModelBundle, head_config_for, make_meta, save_bundle
+from kwsd.model.head import KeywordHead
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def test_clips(held: list[Clip], cfg: TrainConfig) -> list[Clip]:
 
 def heldout_set(held: list[Clip], cfg: TrainConfig, augmenter, tag: str = "heldout") -> Path:
     """The held-out voices as an eval manifest (written once, encoder-independent)."""
-    from kwsd.training.heldout import write_heldout_set
+    from kwsd.head_training.heldout import write_heldout_set
 
     key = cache_key({"clips": [str(c.path) for c in held], "c": cfg.heldout_copies,
                      "s": cfg.seed, "a": cfg.augment})
@@ -201,8 +201,8 @@ def make_bundle(encoder, head: KeywordHead, meta: dict, path: Path) -> ModelBund
 def _augmenter(clips: list[Clip], enabled: bool, seed: int):
     if not enabled:
         return None
-    from kwsd.audio.wavfile import read_wav_16k
-    from kwsd.training.augment import Augmenter
+    from kwsd.audio.audiofile import read_audio_16k
+    from kwsd.corpus.augment import Augmenter
 
     # babble from a few training sentences (never held-out voices)
     rng = np.random.default_rng(seed)
@@ -211,7 +211,7 @@ def _augmenter(clips: list[Clip], enabled: bool, seed: int):
     babble = []
     for c in pick:
         try:
-            babble.append(read_wav_16k(c.path))
+            babble.append(read_audio_16k(c.path))
         except ValueError:
             continue
     return Augmenter(babble_speech=babble)
@@ -397,7 +397,7 @@ def train(cfg: TrainConfig) -> Path | None:
         "training_data": {**summarize_data(train_clips + held_clips, keywords, source,
                                            cfg.data),
                           "windows": dict(sorted(counts.items())),
-                          "augmentation": ("kwsd.training.augment.Augmenter defaults "
+                          "augmentation": ("kwsd.corpus.augment.Augmenter defaults "
                                            f"({cfg.copies} augmented passes)")
                           if cfg.augment else "none",
                           "encoder": cfg.encoder, "finetune": cfg.finetune},
@@ -423,9 +423,9 @@ def calibrate_on_heldout(bundle: ModelBundle, held: list[Clip], keywords: list[s
                          cfg: TrainConfig, augmenter) -> tuple[dict, dict, dict]:
     """Thresholds per sensitivity from held-out voices run through the real Pipeline."""
     from kwsd.engine.pipeline import PipelineSettings
-    from kwsd.training.evaluate import run_files
-    from kwsd.training.manifest import read_eval_manifest
-    from kwsd.training.scoring import det_curves, score
+    from kwsd.evaluation.manifest import read_eval_manifest
+    from kwsd.evaluation.runner import run_files
+    from kwsd.evaluation.scoring import det_curves, score
 
     manifest = heldout_set(calibration_clips(held, cfg), cfg, augmenter)
     items = read_eval_manifest(manifest)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kwsd.training.manifest import EvalItem, count_keyword
+from kwsd.evaluation.manifest import EvalItem, count_keyword
 
 NONE_LABEL = "(none)"
 MISSED_LABEL = "(missed)"

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kwsd.audio.wavfile import WavError, read_wav_16k
-from kwsd.training.dataset import Clip
-from kwsd.training.examples import WindowPolicy, make_clip_windows
+from kwsd.audio.audiofile import AudioFileError, read_audio_16k
+from kwsd.head_training.dataset import Clip
+from kwsd.head_training.examples import WindowPolicy, make_clip_windows
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,8 @@ def build_windows(root: Path, clips: list[Clip], label_index: dict[str, int],
                 c, i = divmod(job, len(clips))
                 clip = clips[i]
                 try:
-                    samples = read_wav_16k(clip.path)
-                except (WavError, ValueError) as exc:
+                    samples = read_audio_16k(clip.path)
+                except (AudioFileError, ValueError) as exc:
                     failed += 1
                     if failed <= 5:
                         log.warning("skipping clip: %s", exc)

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kwsd.audio.audiofile import read_audio_16k
 from kwsd.audio.convert import int16_to_float
-from kwsd.audio.wavfile import read_wav_16k
+from kwsd.distillation import teacher as T
 from kwsd.model.distilhubert import DistilHubert
-from kwsd.training import teacher as T
 
 log = logging.getLogger(__name__)
 WINDOW_S = 1.5  # every probe clip: this much audio centred on the labelled keyword
@@ -46,7 +46,7 @@ def load_real(manifest: Path) -> tuple[list[np.ndarray], list[str], list[bool]]:
     """Labelled keyword cuts of a real-recordings manifest (wuw-dev.csv format)."""
     with open(manifest, newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r.get("keyword") and r.get("kw_start_s")]
-    clips = [_cut(read_wav_16k(manifest.parent / r["file"]), float(r["kw_start_s"]),
+    clips = [_cut(read_audio_16k(manifest.parent / r["file"]), float(r["kw_start_s"]),
                   float(r["kw_end_s"])) for r in rows]
     return clips, [r["keyword"] for r in rows], [r["in_sentence"] == "True" for r in rows]
 
@@ -135,7 +135,7 @@ class ProbeData:
     def __init__(self, probe_dir: Path, corpus_manifest: Path | None = None,
                  real_manifest: Path | None = None, max_per_split: int = 600, seed: int = 0
                  ) -> None:
-        from kwsd.training.augment import AugmentConfig, Augmenter
+        from kwsd.corpus.augment import AugmentConfig, Augmenter
 
         self.dir = Path(probe_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +155,7 @@ class ProbeData:
             rows = list(csv.DictReader(f))
 
         def cut(r: dict[str, str]) -> np.ndarray:
-            return _cut(read_wav_16k(r["file"]), float(r["kw_start_s"]), float(r["kw_end_s"]))
+            return _cut(read_audio_16k(r["file"]), float(r["kw_start_s"]), float(r["kw_end_s"]))
 
         train = [r for r in rows if r["split"] == "train"]
         val = [r for r in rows if r["split"] == "val"]

@@ -9,7 +9,7 @@ away afterwards.
 Two stages, so the teacher runs once and the student can train for many epochs:
 
 1. `build_cache`: every clip is packed with others into 30 s teacher windows (see
-   `kwsd.training.teacher`), the teacher's chosen layers are stored as float16 next to the clean
+   `kwsd.distillation.teacher`), the teacher's chosen layers are stored as float16 next to the clean
    clip audio, in shards (`shard-NNNNN.audio.npy` int16, `.teacher.npy` [frames, layers, 512],
    `.index.npz`), plus per-dimension running statistics used to standardise the targets.
    Incremental: files already cached are skipped.
@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kwsd.audio.audiofile import AUDIO_SUFFIXES, AudioFileError, read_audio_16k
 from kwsd.audio.convert import float_to_int16, int16_to_float
-from kwsd.audio.wavfile import WavError, read_wav_16k
+from kwsd.distillation import teacher as T
 from kwsd.model.config import EncoderConfig
 from kwsd.model.distilhubert import DistilHubert
-from kwsd.training import teacher as T
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +72,14 @@ class CacheMeta:
 
 
 def find_audio(roots: list[Path]) -> list[Path]:
-    """All .wav files under the given folders (or the files themselves), sorted."""
+    """All audio files (WAV, FLAC, Ogg) under the given folders (or the files themselves),
+    sorted."""
     out: list[Path] = []
     for root in roots:
         if root.is_file():
             out.append(root)
         elif root.is_dir():
-            out.extend(sorted(root.rglob("*.wav")))
+            out.extend(sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES))
         else:
             raise FileNotFoundError(f"{root}: no such file or folder")
     return out
@@ -189,8 +190,8 @@ def build_cache(files: list[Path], cache_dir: Path, layers: tuple[int, ...] = DE
             i += 1
             bar.update(1)
             try:
-                samples = read_wav_16k(path)
-            except (WavError, OSError, ValueError) as exc:
+                samples = read_audio_16k(path)
+            except (AudioFileError, OSError, ValueError) as exc:
                 log.warning("skipping %s: %s", path, exc)
                 continue
             group.append(path)
@@ -350,7 +351,7 @@ class TrainConfig:
 
 def augmenter_for_distillation(cache: TeacherCache, rng: np.random.Generator):
     """The corpus augmenter minus anything that moves audio in time (speed, shift)."""
-    from kwsd.training.augment import AugmentConfig, Augmenter
+    from kwsd.corpus.augment import AugmentConfig, Augmenter
 
     cfg = AugmentConfig(p_speed=0.0, max_shift_s=0.0)
     picks = rng.choice(len(cache.segments), size=min(200, len(cache.segments)), replace=False)

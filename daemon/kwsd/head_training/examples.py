@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwsd.audio.chunk import SAMPLE_RATE
-from kwsd.training.dataset import (
+from kwsd.head_training.dataset import (
     SILENCE,
     UNKNOWN,
     Clip,

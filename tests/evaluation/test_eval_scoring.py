@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from kwsd.training.manifest import ManifestError, count_keyword, read_eval_manifest
-from kwsd.training.scoring import (
+from kwsd.evaluation.manifest import ManifestError, count_keyword, read_eval_manifest
+from kwsd.evaluation.scoring import (
     MISSED_LABEL,
     NONE_LABEL,
     Detection,

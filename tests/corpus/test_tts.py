@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 from kwsd.audio.chunk import SAMPLE_RATE
-from kwsd.training import tts
-from kwsd.training.voices import Variant, Voice, available_voices
+from kwsd.corpus import tts
+from kwsd.corpus.voices import Variant, Voice, available_voices
 
 pytestmark = pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed")
 

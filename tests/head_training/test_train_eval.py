@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 from kwsd.cli import main
+from kwsd.head_training.fit import FitConfig, fit
+from kwsd.head_training.train import TrainConfig, train
 from kwsd.model.bundle import load_bundle
-from kwsd.training.fit import FitConfig, fit
-from kwsd.training.train import TrainConfig, train
 
 
 def _cfg(manifest, tmp_path, **kw):
@@ -121,16 +121,16 @@ def test_recorded_scores_are_what_the_decision_compared(tiny_corpus, tmp_path):
     confidence must equal the score recorded for its window (with smoothing on, too)."""
     import dataclasses
 
-    from kwsd.audio.wavfile import read_wav_16k
+    from kwsd.audio.audiofile import read_audio_16k
     from kwsd.engine.pipeline import PipelineSettings
+    from kwsd.evaluation.runner import run_samples
     from kwsd.model.bundle import make_random_bundle
-    from kwsd.training.evaluate import run_samples
 
     bundle = load_bundle(make_random_bundle(tmp_path / "rb", keywords=("computer", "voyager")))
     bundle.thresholds = {"computer": 0.01, "voyager": 0.01}
     base = PipelineSettings()
     rows = list(csv.DictReader(tiny_corpus.open()))
-    audio = np.concatenate([read_wav_16k(tiny_corpus.parent / r["file"]) for r in rows[:6]])
+    audio = np.concatenate([read_audio_16k(tiny_corpus.parent / r["file"]) for r in rows[:6]])
     for smoothing in (0, 400):
         settings = dataclasses.replace(base, decision=dataclasses.replace(
             base.decision, smoothing_ms=smoothing, refractory_ms=300))
@@ -141,8 +141,8 @@ def test_recorded_scores_are_what_the_decision_compared(tiny_corpus, tmp_path):
 
 
 def test_parallel_eval_gives_the_same_results(tiny_corpus, tmp_path):
+    from kwsd.evaluation.runner import run_files
     from kwsd.model.bundle import make_random_bundle
-    from kwsd.training.evaluate import run_files
 
     bundle = load_bundle(make_random_bundle(tmp_path / "rb", keywords=("computer", "voyager")))
     bundle.thresholds = {"computer": 0.01, "voyager": 0.01}
@@ -163,7 +163,7 @@ def test_parallel_eval_gives_the_same_results(tiny_corpus, tmp_path):
 def test_finetune_trains_the_encoder_and_ships_it(tiny_corpus, tmp_path, finetune):
     """`--finetune top` changes the encoder's last transformer layer only, `all` every part;
     the bundle carries the fine-tuned encoder (not the one it started from)."""
-    from kwsd.training.train import load_encoder_from
+    from kwsd.head_training.train import load_encoder_from
 
     start, _ = load_encoder_from("random", seed=0)
     before = {k: v.clone() for k, v in start.state_dict().items()}

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from kwsd.audio.audiofile import AudioFileError, read_audio_16k
 from kwsd.audio.chunk import SAMPLE_RATE
-from kwsd.audio.wavfile import WavError, read_wav_16k
+from kwsd.evaluation.scoring import Detection, ScoreTrace
 from kwsd.events import EventKind
-from kwsd.training.scoring import Detection, ScoreTrace
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ def run_samples(bundle: Any, samples: np.ndarray, file: str, settings: Any = Non
 def _one_file(bundle: Any, name: str, path: Path, settings: Any) -> FileResult | str:
     """A FileResult, or the error message of an unreadable file."""
     try:
-        samples = read_wav_16k(path)
-    except (WavError, ValueError) as exc:
+        samples = read_audio_16k(path)
+    except (AudioFileError, ValueError) as exc:
         return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
     return run_samples(bundle, samples, name, settings)
 

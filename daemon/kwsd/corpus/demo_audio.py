@@ -4,7 +4,7 @@
 used in training) through the corpus TTS, so the demo is an honest, if easy, test. The truth
 is an evaluation manifest (one row per keyword), so `kwsd eval --manifest demo.csv` scores it.
 
-    python -m kwsd.training.demo_audio --out models/demo
+    python -m kwsd.corpus.demo_audio --out models/demo
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kwsd.audio.audiofile import write_wav_16k
 from kwsd.audio.chunk import SAMPLE_RATE
-from kwsd.audio.wavfile import write_wav_16k
-from kwsd.training import tts
-from kwsd.training.voices import Voice, available_voices
+from kwsd.corpus import tts
+from kwsd.corpus.voices import Voice, available_voices
 
 # (voice preference list, [(text, keyword or None), ...]) per sentence; parts of a sentence are
 # rendered separately (so the keyword's span is exact) and joined with short pauses.

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kwsd.audio.audiofile import AudioFileError, read_audio
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.audio.convert import int16_to_float, resample
-from kwsd.audio.wavfile import WavError, read_wav
-from kwsd.training.voices import Variant, Voice
+from kwsd.corpus.voices import Variant, Voice
 
 _TIMEOUT_S = 120
 
@@ -51,8 +51,8 @@ def _run_to_wav(cmd: list[str], wav: Path, what: str, stdin: str | None = None) 
     if proc.returncode != 0 or not wav.exists() or wav.stat().st_size <= 44:
         raise TTSError(f"{what}: no audio (exit {proc.returncode}: {proc.stderr.strip()[:300]})")
     try:
-        return read_wav(wav)
-    except WavError as exc:
+        return read_audio(wav)
+    except AudioFileError as exc:
         raise TTSError(f"{what}: {exc}") from None
 
 

@@ -1,7 +1,7 @@
 """Render the synthetic keyword corpus and the encoder-distillation audio (issue 7).
 
-    python -m kwsd.training.corpus --out /work/kwsd-data/corpus --jobs 2
-    python -m kwsd.training.corpus --set distill --out /work/kwsd-data/distill-audio --jobs 1
+    python -m kwsd.corpus.render --out /work/kwsd-data/corpus --jobs 2
+    python -m kwsd.corpus.render --set distill --out /work/kwsd-data/distill-audio --jobs 1
 
 The job list is a pure function of the seed and the installed voices; each clip is written
 atomically and recorded in a per-voice `_rows.csv`, so an interrupted run resumes where it
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from kwsd.audio.audiofile import write_wav_16k
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.audio.convert import float_to_int16
-from kwsd.audio.wavfile import write_wav_16k
-from kwsd.training import align, augment, texts, tts
-from kwsd.training.voices import DEFAULT_VARIANTS, Variant, Voice, available_voices
+from kwsd.corpus import align, augment, texts, tts
+from kwsd.corpus.voices import DEFAULT_VARIANTS, Variant, Voice, available_voices
 
 MANIFEST_FIELDS = ("file", "label", "kw_start_s", "kw_end_s", "engine", "voice", "speaker",
                    "text", "kind", "variant", "duration_s", "split")
@@ -469,7 +469,7 @@ def run(out: Path, which: str, jobs_n: int, engines: list[str] | None, plan: Pla
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m kwsd.training.corpus", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m kwsd.corpus.render", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--set", choices=("corpus", "distill"), default="corpus")

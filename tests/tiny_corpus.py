@@ -1,4 +1,5 @@
-"""A tiny espeak-ng corpus in the synthetic-corpus manifest format (rendered once per session)."""
+"""A tiny espeak-ng corpus in the synthetic-corpus manifest format (rendered once per session;
+the distillation and head-training suites share it)."""
 
 import csv
 import shutil
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kwsd.audio.wavfile import read_wav_16k, write_wav_16k
+from kwsd.audio.audiofile import read_audio_16k, write_wav_16k
 
 KEYWORDS = ["computer", "voyager"]
 VOICES = {"en-us": "train", "en-gb": "train", "en-gb-scotland": "heldout"}
@@ -19,7 +20,7 @@ def _say(text: str, voice: str, path: Path, speed: int = 165) -> np.ndarray:
     raw = path.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
                    check=True, capture_output=True)
-    samples = read_wav_16k(raw)
+    samples = read_audio_16k(raw)
     raw.unlink()
     return samples
 

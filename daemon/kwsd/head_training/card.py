@@ -1,7 +1,7 @@
 """Markdown tables for a model card, from `kwsd eval --plots` summaries (no figure is typed in
 by hand: the card's numbers are the evaluation's numbers).
 
-    python -m kwsd.training.card eval/wuw-dev/summary.json eval/speech/summary.json
+    python -m kwsd.head_training.card eval/wuw-dev/summary.json eval/speech/summary.json
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kwsd.audio.audiofile import AUDIO_SUFFIXES
+
 UNKNOWN = "_unknown_"
 SILENCE = "_silence_"
 SILENCE_ALIASES = {"_silence_", "silence", "_noise_", "noise", "_background_noise_"}
@@ -133,7 +135,7 @@ def read_speech_commands(root: str | Path, keywords: list[str] | None = None
                        if line.strip()}
     clips = []
     for folder in folders:
-        for wav in sorted(folder.glob("*.wav")):
+        for wav in sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
             rel = f"{folder.name}/{wav.name}"
             if folder.name == "_background_noise_":
                 clips.append(Clip(path=wav, label=SILENCE, split="train", text=folder.name))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from kwsd.audio.chunk import SAMPLE_RATE
-from kwsd.training import augment as A
+from kwsd.corpus import augment as A
 
 
 def _tone_mix(n: int = SAMPLE_RATE) -> np.ndarray:

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from kwsd.audio.wavfile import read_wav_16k, write_wav_16k
+from kwsd.audio.audiofile import read_audio_16k, write_wav_16k
+from kwsd.distillation import distill as D
+from kwsd.distillation import teacher as T
 from kwsd.model.config import EncoderConfig
-from kwsd.training import distill as D
-from kwsd.training import teacher as T
 
 TEACHER_MISSING = (importlib.util.find_spec("ctranslate2") is None
                    or any(importlib.util.find_spec(p) is None for p in T.WHEEL_PACKAGES))
@@ -85,7 +85,7 @@ def _espeak(tmp: Path, texts: list[str]) -> list[Path]:
         path = tmp / f"clip{i}.wav"
         subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(path), text], check=True,
                        capture_output=True)
-        write_wav_16k(path, read_wav_16k(path))  # espeak writes 22.05 kHz: store 16 kHz
+        write_wav_16k(path, read_audio_16k(path))  # espeak writes 22.05 kHz: store 16 kHz
         out.append(path)
     return out
 
@@ -195,9 +195,9 @@ def test_train_resume_and_export_loads_in_transformers(teacher_cache, tmp_path):
 
 
 def test_probe_freezes_clips_and_scores_features(tiny_corpus, tmp_path):
+    from kwsd.distillation.probe import run_probe
     from kwsd.model.checkpoint import save_encoder
     from kwsd.model.distilhubert import DistilHubert
-    from kwsd.training.probe import run_probe
 
     torch.manual_seed(0)
     enc_dir = tmp_path / "enc"

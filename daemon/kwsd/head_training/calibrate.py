@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kwsd.training.scoring import DetCurve
+from kwsd.evaluation.scoring import DetCurve
 
 SENSITIVITY_FA_PER_HOUR: dict[str, float] = {"low": 0.2, "medium": 1.0, "high": 5.0}
 """User-facing `sensitivity` -> target false alarms per hour on held-out negatives.

@@ -1,0 +1,1 @@
+"""Stage 2: the encoder learns speech from a pretrained teacher (layer-wise distillation)."""

@@ -1,0 +1,1 @@
+"""Stage 3: the keyword head learns the keywords on encoder features; thresholds calibrated."""
