@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Train the demo keyword bundle on the synthetic corpus with the distilled demo encoder,
-# calibrate it on held-out synthetic voices, and evaluate it (held-out voices, real recordings).
+# Train the demo keyword bundle on real and synthetic speech with the distilled demo encoder,
+# calibrate its thresholds on held-out REAL speech, and evaluate it (held-out voices, real-dev).
 #
 #   scripts/train-demo.sh [ENCODER_DIR] [OUT_DIR]
 #
-# Inputs: the corpus (python -m kwsd.corpus.render, /work/kwsd-data/corpus/manifest.csv) and
-# the distilled encoder (kwsd distill ..., /work/kwsd-data/demo-encoder). The real recordings in
-# ../shared/data/real-dev are used for EVALUATION ONLY (never for training or thresholds).
+# Inputs: the synthetic corpus (python -m kwsd.corpus.render, $DATA_DIR/corpus/manifest.csv),
+# the distillation audio when rendered ($DATA_DIR/distill-audio), the real recordings that may
+# be trained on ($REAL_TRAIN = ../shared/data/real-train, through python -m kwsd.corpus.real:
+# one caller in eight and 30 % of the other speech held out by speaker) and the distilled
+# encoder. The real recordings in ../shared/data/real-dev are used for EVALUATION ONLY (never
+# for training, model choice or thresholds).
 # Work files (feature caches, checkpoints, held-out set, eval outputs) go to $WORK.
 # Re-running resumes: caches are reused, training continues from its last epoch checkpoint.
 set -euo pipefail
@@ -16,7 +19,9 @@ OUT=${2:-models/demo}
 DATA_DIR=${DATA_DIR:-/work/kwsd-data}
 DATA=${DATA:-}                       # default: built below from the corpus + distillation audio
 WORK=${WORK:-$DATA_DIR/train-work}
-REAL=${REAL:-../shared/data/real-dev}
+REAL=${REAL:-../shared/data/real-dev}       # evaluation only
+REAL_TRAIN=${REAL_TRAIN:-../shared/data/real-train}
+FA_TARGETS=${FA_TARGETS:-low=0.1,medium=0.4,high=4}  # false alarms/h per keyword on real speech
 EPOCHS=${EPOCHS:-15}
 COPIES=${COPIES:-2}                 # augmented passes over the training clips
 HELDOUT=${HELDOUT:-2000}            # held-out clips for calibration (and as many for the test)
@@ -30,17 +35,22 @@ KWSD=".venv/bin/kwsd"
 KEYWORDS="computer,operator,think engine,onword,wildfire,voyager,terminator,grasshopper,bumblebee,blueberry"
 mkdir -p "$WORK/eval"
 
-# One manifest for both rendered sets: the keyword corpus, and the distillation audio (long
-# generated non-keyword sentences, the kind of audio most false alarms come from; its held-out
-# speakers give calibration hours of negatives). Paths are made relative to $DATA_DIR.
+# One manifest for every set: the synthetic keyword corpus, the distillation audio when it was
+# rendered (long generated non-keyword sentences), and the real recordings. Paths are made
+# relative to $DATA_DIR.
 if [[ -z "$DATA" ]]; then
   DATA=$DATA_DIR/train-manifest.csv
-  .venv/bin/python - "$DATA" "$DATA_DIR/corpus/manifest.csv" "$DATA_DIR/distill-audio/manifest.csv" <<'PY'
+  .venv/bin/python -m kwsd.corpus.real --data "$REAL_TRAIN" --out "$DATA_DIR/real"
+  .venv/bin/python - "$DATA" "$DATA_DIR/corpus/manifest.csv" "$DATA_DIR/distill-audio/manifest.csv" \
+    "$DATA_DIR/real/manifest.csv" <<'PY'
 import csv, os, sys
 from pathlib import Path
 out = Path(sys.argv[1])
 rows, fields = [], None
 for manifest in map(Path, sys.argv[2:]):
+    if not manifest.is_file():
+        print(f"{manifest}: not there, left out")
+        continue
     with manifest.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         fields = fields or reader.fieldnames
@@ -58,6 +68,7 @@ fi
 nice -n 10 $KWSD train --data "$DATA" --encoder "$ENCODER" --out "$OUT" --workdir "$WORK" \
   --keywords "$KEYWORDS" --name kwsd-demo --version "${VERSION:-1}" --mlp-dim 128 \
   --epochs "$EPOCHS" --copies "$COPIES" --heldout-max-clips "$HELDOUT" --max-windows "$MAX_WINDOWS" --no-final-eval \
+  --calibrate-on real --fa-targets "$FA_TARGETS" \
   --threads "$THREADS" --jobs "$JOBS" --resume $EXTRA
 [[ " $EXTRA " == *" --prepare-only "* ]] && exit 0   # caches only (the encoder is still training)
 

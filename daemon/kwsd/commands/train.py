@@ -58,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="encode every keyword window but only a random sample of the "
                              "others, N windows in all (frozen encoder; bounds the time)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after N steps")
+    parser.add_argument("--calibrate-on", choices=["heldout", "real"], default="heldout",
+                        help="negatives the thresholds are set on: every held-out negative "
+                             "(default), or only real recordings (kwsd.corpus.real manifests)")
+    parser.add_argument("--fa-targets", type=_fa_targets, default=None,
+                        metavar="low=0.2,medium=1,high=5",
+                        help="false alarms per hour and keyword allowed on the calibration "
+                             "negatives, per sensitivity (default: low=0.2,medium=1,high=5)")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="keep thresholds at 0.5 (no held-out pass)")
     parser.add_argument("--no-final-eval", action="store_true",
@@ -72,6 +79,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="processes for the held-out pipeline passes (1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _fa_targets(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected NAME=FA_PER_HOUR") from None
+        if out[name.strip()] < 0 or not name.strip():
+            raise argparse.ArgumentTypeError(f"{part!r}: expected NAME=FA_PER_HOUR >= 0")
+    if "medium" not in out:
+        raise argparse.ArgumentTypeError("the targets must name 'medium' (the default)")
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         max_clips=args.max_clips, max_windows=args.max_windows or None, augment=not args.no_augment,
         calibrate=not args.no_calibrate, final_eval=not args.no_final_eval,
         resume=args.resume, prepare_only=args.prepare_only, progress=not args.no_progress,
-        mlp_dim=args.mlp_dim, seed=args.seed, jobs=args.jobs)
+        mlp_dim=args.mlp_dim, seed=args.seed, jobs=args.jobs, calibrate_on=args.calibrate_on,
+        fa_targets=args.fa_targets)
     try:
         out = train(cfg)
     except (TrainError, DatasetError, ModelBundleError, FileNotFoundError, ValueError) as exc:

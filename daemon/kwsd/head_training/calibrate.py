@@ -77,7 +77,8 @@ def calibrate(curves: dict[str, DetCurve], keywords: list[str],
     return out
 
 
-def to_meta(cal: dict[str, dict[str, Calibration]]) -> dict:
+def to_meta(cal: dict[str, dict[str, Calibration]],
+            negatives: str = "held-out synthetic negatives") -> dict:
     """The kws.json block: thresholds per sensitivity and what each was measured to do."""
     return {
         "default": DEFAULT_SENSITIVITY,
@@ -90,8 +91,8 @@ def to_meta(cal: dict[str, dict[str, Calibration]]) -> dict:
                             for kw, c in per.items()} for name, per in cal.items()},
         "negative_hours": round(next((c.negative_hours for per in cal.values()
                                       for c in per.values()), 0.0), 4),
-        "method": "per keyword, lowest threshold whose false alarms on held-out synthetic "
-                  "negatives (real VAD gate + streaming path) stay within target x hours; "
+        "method": f"per keyword, lowest threshold whose false alarms on {negatives} "
+                  "(real VAD gate + streaming path) stay within target x hours; "
                   f"+{MARGIN} above the highest negative score when the target allows none; "
                   f"clipped to [{MIN_THRESHOLD}, {MAX_THRESHOLD}]",
     }

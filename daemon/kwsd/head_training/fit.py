@@ -1,9 +1,11 @@
 """The optimisation loop: epochs over cached window features, one checkpoint per epoch.
 
 Resumable: a checkpoint holds the trainable weights, the optimiser, the epoch, the history and
-the RNG state, so `--resume` continues exactly where an interrupted run stopped. Plain cross
-entropy without label smoothing: smoothing caps the posteriors and makes thresholds less
-useful (measured on the prototype).
+the RNG state, so `--resume` continues exactly where an interrupted run stopped. With
+validation windows, the weights of the epoch with the lowest validation loss are kept
+(`best.pt`) and returned: later epochs may learn the training voices at the others' expense.
+Plain cross entropy without label smoothing: smoothing caps the posteriors and makes
+thresholds less useful (measured on the prototype).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class FitState:
     epoch: int = 0
     step: int = 0
     history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None  # lowest validation loss; its weights are what fit returns
 
 
 def class_weights(labels: np.ndarray, n_classes: int, power: float) -> torch.Tensor:
@@ -140,11 +143,22 @@ def fit(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
             state.history.append(entry)
             log.info("epoch %d: %s", state.epoch, json.dumps(
                 {k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}))
+            if "val_loss" in entry and entry["val_loss"] <= min(
+                    h.get("val_loss", np.inf) for h in state.history):
+                tmp = workdir / "best.pt.tmp"
+                torch.save({"epoch": state.epoch, "model": model.state_dict()}, tmp)
+                os.replace(tmp, workdir / "best.pt")
             save_checkpoint(ckpt_path, model, opt, sched, state, gen)
             if config.max_steps is not None and state.step >= config.max_steps:
                 break
     finally:
         bar.close()
+    best = workdir / "best.pt"
+    if best.is_file() and any("val_loss" in h for h in state.history):
+        saved = torch.load(best, map_location="cpu", weights_only=True)  # written just above
+        model.load_state_dict(saved["model"])
+        state.best_epoch = int(saved["epoch"])
+        log.info("kept the weights of epoch %d (lowest validation loss)", state.best_epoch)
     model.eval()
     return state
 

@@ -81,6 +81,8 @@ class TrainConfig:
     jobs: int = 1  # processes for the held-out pipeline passes
     mlp_dim: int = 256
     seed: int = 0
+    calibrate_on: str = "heldout"  # heldout: every held-out negative; real: real recordings only
+    fa_targets: dict[str, float] | None = None  # sensitivity -> false alarms/h (calibrate's)
 
 
 def load_clips(cfg: TrainConfig) -> tuple[list[Clip], list[str], str]:
@@ -122,6 +124,20 @@ def _limit_random(clips: list[Clip], n: int, seed: int) -> list[Clip]:
     return [clips[i] for i in sorted(rng.permutation(len(clips))[:n])]
 
 
+def validation_clips(held: list[Clip], cfg: TrainConfig) -> list[Clip]:
+    """Held-out clips whose windows give the validation loss that picks the epoch. With
+    `calibrate_on="real"` they are the held-out real callers' (every keyword clip) and real
+    speech: the model is chosen on real voices."""
+    if cfg.calibrate_on != "real":
+        return _limit_random(held, VAL_WINDOW_CLIPS, cfg.seed)
+    from kwsd.corpus.real import REAL_ENGINE
+
+    real = [c for c in held if c.engine == REAL_ENGINE]
+    pos = [c for c in real if c.label not in (UNKNOWN, SILENCE)]
+    neg = [c for c in real if c.label in (UNKNOWN, SILENCE)]
+    return pos + _limit_random(neg, max(VAL_WINDOW_CLIPS, 2 * len(pos)), cfg.seed)
+
+
 def _stream_states(states_fn, part, cfg, key_parts, policy, label_index, augmenter, copies,
                    tag):
     key = cache_key({**key_parts, "clips": [str(c.path) for c in part], "copies": copies,
@@ -136,7 +152,19 @@ def _stream_states(states_fn, part, cfg, key_parts, policy, label_index, augment
 
 
 def calibration_clips(held: list[Clip], cfg: TrainConfig) -> list[Clip]:
-    """A subset of the held-out voices small enough for a pipeline pass or two."""
+    """The held-out clips thresholds are set on, few enough for a pipeline pass or two.
+
+    `calibrate_on="real"`: only real recordings (engine `real`, see kwsd.corpus.real), all of
+    them, so a false-alarm target means false alarms on real speech; keywords without real
+    examples get their thresholds from the same real negatives (no recall figure there)."""
+    from kwsd.corpus.real import REAL_ENGINE
+
+    if cfg.calibrate_on == "real":
+        real = [c for c in held if c.engine == REAL_ENGINE]
+        if not any(c.label in (UNKNOWN, SILENCE) for c in real):
+            raise TrainError("--calibrate-on real: no held-out real negatives in the data "
+                             "(add a kwsd.corpus.real manifest)")
+        return real
     if cfg.heldout_max_clips is None:
         return held
     pos = [c for c in held if c.label not in (UNKNOWN, SILENCE)]
@@ -317,7 +345,7 @@ def train(cfg: TrainConfig) -> Path | None:
                              desc=f"{tag} windows"), key
 
     t0 = time.time()
-    val_clips = _limit_random(held_clips, VAL_WINDOW_CLIPS, cfg.seed)
+    val_clips = validation_clips(held_clips, cfg)
     train_audio, train_key = audio_windows(train_clips, cfg.copies, "train")
     val_audio, val_key = audio_windows(val_clips, 1, "heldout") if val_clips else (None, "")
     if cfg.calibrate and held_clips:
@@ -404,6 +432,7 @@ def train(cfg: TrainConfig) -> Path | None:
         "keyword_duration_s": keyword_durations(train_clips, keywords),
         "metrics": metrics,
         "training": {"seed": cfg.seed, "epochs": state.epoch, "steps": state.step,
+                     "kept_epoch": state.best_epoch,
                      "features_s": round(feat_s, 1), "fit_s": round(fit_s, 1),
                      "calibration_s": round(cal_s, 1),
                      "total_s": round(time.time() - t_start, 1),
@@ -436,8 +465,9 @@ def calibrate_on_heldout(bundle: ModelBundle, held: list[Clip], keywords: list[s
     curves = det_curves(items, run.traces, run.durations, keywords, thresholds=cal.GRID,
                         refractory_s=refractory,
                         release_ratio=settings.decision.release_ratio,
-                        gap_s=1.5 * bundle.hop_samples / bundle.sample_rate)
-    calib = cal.calibrate(curves, keywords)
+                        gap_s=1.5 * bundle.hop_samples / bundle.sample_rate,
+                        all_keywords=cfg.calibrate_on == "real")
+    calib = cal.calibrate(curves, keywords, cfg.fa_targets)
     thresholds = {kw: c.threshold for kw, c in calib[cal.DEFAULT_SENSITIVITY].items()}
     test = test_clips(held, cfg)
     metrics: dict = {"manifest": str(manifest), "files": len(run.files),
@@ -457,4 +487,6 @@ def calibrate_on_heldout(bundle: ModelBundle, held: list[Clip], keywords: list[s
             "set": "test" if metrics["test_manifest"] else "calibration", **result.summary()}
         log.info("held-out synthetic at default thresholds: %s",
                  json.dumps({k: v for k, v in result.summary().items() if k != "keywords"}))
-    return cal.to_meta(calib), thresholds, metrics
+    negatives = ("held-out real recordings (validation callers and other real speech)"
+                 if cfg.calibrate_on == "real" else "held-out negatives")
+    return cal.to_meta(calib, negatives), thresholds, metrics
