@@ -212,3 +212,23 @@ def test_probe_freezes_clips_and_scores_features(tiny_corpus, tmp_path):
     again = run_probe(enc_dir, None, threads=1, which=("logmel",))
     assert again["features"]["logmel"] == {**result["features"]["logmel"],
                                            "seconds": again["features"]["logmel"]["seconds"]}
+
+
+@needs_teacher
+def test_student_can_start_from_an_exported_encoder(teacher_cache, tmp_path):
+    from kwsd.model.checkpoint import save_encoder
+    from kwsd.model.distilhubert import DistilHubert
+
+    torch.manual_seed(7)
+    start = DistilHubert(TINY).eval()
+    save_encoder(start, tmp_path / "start")
+    cfg = D.TrainConfig(steps=1, batch_size=2, val_percent=0, log_every=1, warmup_steps=1,
+                        lr=0.0, bf16=False)  # lr 0: the weights must stay those of `start`
+    model = D.train(teacher_cache, tmp_path / "run", TINY, cfg, threads=1, workers=0,
+                    progress=False, init=tmp_path / "start")
+    for name, value in start.state_dict().items():
+        assert torch.equal(model.student.state_dict()[name], value), name
+    wrong = EncoderConfig(**{**TINY.__dict__, "hidden_size": 64, "intermediate_size": 128})
+    with pytest.raises(ValueError, match="config differs"):
+        D.train(teacher_cache, tmp_path / "run2", wrong, cfg, threads=1, workers=0,
+                progress=False, init=tmp_path / "start")

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (slower here)")
     p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    p.add_argument("--init", type=Path, default=None,
+                   help="start the student from this encoder folder (or bundle) instead of "
+                        "random weights, e.g. to continue distilling the demo encoder")
     p.add_argument("--export", type=Path, default=None,
                    help="also write the HF encoder folder here when done")
 
@@ -132,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
                             warmup_steps=args.warmup)
         D.train(args.cache, args.run, _student_config(args.config), cfg, resume=args.resume,
                 threads=args.threads, workers=args.workers, progress=progress,
-                max_minutes=args.max_minutes)
+                max_minutes=args.max_minutes, init=args.init)
         if args.export is not None:
             export(args.run, args.export)
         return 0

@@ -512,8 +512,11 @@ def evaluate(model: Distiller, batches: list[dict[str, torch.Tensor]], cfg: Trai
 
 def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: TrainConfig,
           resume: bool = False, threads: int = 2, workers: int = 1, progress: bool = True,
-          max_minutes: float | None = None) -> Distiller:
+          max_minutes: float | None = None, init: Path | None = None) -> Distiller:
     """Distil a student; checkpoints to run_dir/last.pt, metrics to run_dir/loss.jsonl.
+
+    `init`: start the student from an encoder folder (HF layout or a bundle), e.g. the shipped
+    demo encoder, to continue its distillation on new audio; the prediction heads start fresh.
 
     `max_minutes` is a total training wall-time budget (counted across resumes): the run stops
     with a checkpoint when it is spent, and the learning-rate decay follows it.
@@ -543,8 +546,17 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
         log.info("resumed from %s at step %d", ckpt, start)
     elif ckpt.is_file() and not resume:
         raise FileExistsError(f"{ckpt} exists: pass --resume to continue, or use a new run dir")
+    elif init is not None:
+        from kwsd.model.checkpoint import load_encoder
+
+        start_from = load_encoder(init)
+        if start_from.config.to_hf_dict() != encoder_cfg.to_hf_dict():
+            raise ValueError(f"--init {init}: its encoder config differs from the student's")
+        model.student.load_state_dict(start_from.state_dict())
+        log.info("student starts from %s", init)
     (run_dir / "train-config.json").write_text(json.dumps(
         {"train": asdict(cfg), "encoder": encoder_cfg.to_hf_dict(), "cache": str(cache_dir),
+         "init": str(init) if init is not None else None,
          "teacher": cache.meta.teacher, "layers": cache.meta.layers,
          "hours": cache.hours}, indent=1) + "\n", encoding="utf-8")
     val_batches = []
