@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 
-from kwsd.client.address import Target, parse_target
+from kwsd.address import Target, parse_target
 
 CHANNEL_OPTIONS = [
     # Ping every minute (the server allows one per 10 s): a dead daemon or network is noticed
@@ -91,7 +91,7 @@ class Connection:
 
 
 def _default_address() -> str:
-    from kwsd.client.address import default_socket_path
+    from kwsd.address import default_socket_path
 
     return "unix:" + default_socket_path()
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.config import ConfigError, DecisionConfig
+
+if TYPE_CHECKING:
+    from kwsd.model.bundle import ModelBundle
 
 SpeechRuns = Callable[[int, int, int], list[tuple[int, int]]]
 """(lo, hi, max_gap) -> runs of speech within [lo, hi) (see VadGate.speech_runs)."""
@@ -38,7 +41,7 @@ class Detection:
     window_end: int
 
 
-def sensitivity_thresholds(bundle: Any, sensitivity: str) -> dict[str, float]:
+def sensitivity_thresholds(bundle: ModelBundle, sensitivity: str) -> dict[str, float]:
     """The bundle's calibrated thresholds for a user-facing sensitivity (kws.json `sensitivity`:
     low / medium / high map to documented false-alarm targets); "" = the bundle's defaults."""
     if not sensitivity:

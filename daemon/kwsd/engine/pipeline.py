@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +19,10 @@ from kwsd.config import Config, ConfigError, DecisionConfig, VadConfig
 from kwsd.engine.decision import Decision, Detection, resolve_thresholds, sensitivity_thresholds
 from kwsd.engine.vad import GatedAudio, SpeechBegin, SpeechEnd, VadGate
 from kwsd.events import Event, EventKind
+
+if TYPE_CHECKING:  # kwsd.model imports torch; the engine loads it only when a Pipeline is made
+    from kwsd.model.bundle import ModelBundle
+    from kwsd.model.streaming import StreamingClassifier
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class PipelineSettings:
         return cls(vad=config.vad, decision=config.decision, hop_ms=config.engine.hop_ms)
 
 
-def _keyword_samples(bundle: Any) -> dict[str, int]:
+def _keyword_samples(bundle: ModelBundle) -> dict[str, int]:
     """Typical keyword lengths from kws.json when the trainer recorded them (optional)."""
     meta = getattr(bundle, "meta", None) or {}
     durations = meta.get("keyword_duration_s") or meta.get("keyword_durations_s") or {}
@@ -49,8 +53,9 @@ def _keyword_samples(bundle: Any) -> dict[str, int]:
 class Pipeline:
     """Per-stream state; shares the (read-only) model in `bundle` with every other stream."""
 
-    def __init__(self, bundle: Any, source_id: str, settings: PipelineSettings | None = None,
-                 classifier: Any = None) -> None:
+    def __init__(self, bundle: ModelBundle, source_id: str,
+                 settings: PipelineSettings | None = None,
+                 classifier: StreamingClassifier | None = None) -> None:
         from kwsd.model.streaming import StreamingClassifier
 
         self.bundle = bundle
@@ -181,7 +186,7 @@ class Pipeline:
                      extra={"audio_time": self._wall_time(sample)})
 
 
-def run_file_samples(bundle: Any, samples: np.ndarray, source_id: str = "file",
+def run_file_samples(bundle: ModelBundle, samples: np.ndarray, source_id: str = "file",
                      settings: PipelineSettings | None = None,
                      chunk_samples: int = 1600) -> list[Event]:
     """Detect keywords in a whole 16 kHz int16 recording exactly as the daemon would live."""

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,10 @@ from kwsd.audio.audiofile import AudioFileError, read_audio_16k
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.evaluation.scoring import Detection, ScoreTrace
 from kwsd.events import EventKind
+
+if TYPE_CHECKING:
+    from kwsd.engine.pipeline import PipelineSettings
+    from kwsd.model.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,8 @@ def _record_scores(pipeline: Any, rows: list[tuple[int, int, np.ndarray]]) -> No
     decision.update = recording_update
 
 
-def run_samples(bundle: Any, samples: np.ndarray, file: str, settings: Any = None,
+def run_samples(bundle: ModelBundle, samples: np.ndarray, file: str,
+                settings: PipelineSettings | None = None,
                 make_pipeline: Callable[..., Any] | None = None) -> FileResult:
     """One 16 kHz int16 recording through a fresh Pipeline (fresh state, like a new stream)."""
     from kwsd.engine.pipeline import Pipeline
@@ -113,7 +118,8 @@ def run_samples(bundle: Any, samples: np.ndarray, file: str, settings: Any = Non
                       trace=trace, rtf=pipeline.rtf, trace_mismatches=mismatches)
 
 
-def _one_file(bundle: Any, name: str, path: Path, settings: Any) -> FileResult | str:
+def _one_file(bundle: ModelBundle, name: str, path: Path,
+              settings: PipelineSettings | None) -> FileResult | str:
     """A FileResult, or the error message of an unreadable file."""
     try:
         samples = read_audio_16k(path)
@@ -125,7 +131,7 @@ def _one_file(bundle: Any, name: str, path: Path, settings: Any) -> FileResult |
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(bundle: Any, settings: Any) -> None:
+def _worker_init(bundle: ModelBundle, settings: PipelineSettings | None) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -136,7 +142,8 @@ def _worker_run(job: tuple[str, Path]) -> tuple[str, FileResult | str]:
     return job[0], _one_file(_WORKER["bundle"], job[0], job[1], _WORKER["settings"])
 
 
-def run_files(bundle: Any, files: Iterable[tuple[str, Path]], settings: Any = None,
+def run_files(bundle: ModelBundle, files: Iterable[tuple[str, Path]],
+              settings: PipelineSettings | None = None,
               progress: bool = True, on_result: Callable[[FileResult], None] | None = None,
               desc: str = "eval", jobs: int = 1) -> RunResult:
     """Every (name, path) through the pipeline; unreadable files are reported and skipped.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -13,6 +13,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.events import Event, EventKind
+
+if TYPE_CHECKING:
+    from kwsd.model.bundle import ModelBundle
 
 _KIND_TO_PB = {
     EventKind.DETECTION: pb.EVENT_KIND_DETECTION,
@@ -86,7 +89,7 @@ def event_from_pb(msg: pb.Event) -> Event:
     )
 
 
-def model_info(bundle: Any, thresholds: Mapping[str, float] | None,
+def model_info(bundle: ModelBundle, thresholds: Mapping[str, float] | None,
                limits: pb.Limits) -> pb.ModelInfo:
     meta = getattr(bundle, "meta", {}) or {}
     model = meta.get("model") if isinstance(meta.get("model"), dict) else meta  # kws.json

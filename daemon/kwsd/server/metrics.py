@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from kwsd.client.address import parse_target
+from kwsd.address import parse_target
 from kwsd.events import EventKind
 
 log = logging.getLogger(__name__)

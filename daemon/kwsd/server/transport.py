@@ -19,7 +19,7 @@ from pathlib import Path
 
 import grpc
 
-from kwsd.client.address import Target, default_socket_path, parse_target
+from kwsd.address import Target, default_socket_path, parse_target
 from kwsd.config import ConfigError
 
 log = logging.getLogger(__name__)
