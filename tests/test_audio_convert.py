@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from kwsd.audio.audiofile import AudioFileError, read_audio_16k, write_wav_16k
 from kwsd.audio.convert import AudioFormatError, Resampler, pcm16_to_int16, resample, to_mono
+from recordings import BROKEN_WAVS
 
 
 def test_pcm16_round_trip_and_odd_byte_count():
@@ -41,10 +42,9 @@ def test_wav_round_trip(tmp_path):
     assert np.array_equal(read_audio_16k(tmp_path / "a.wav"), samples)
 
 
-def test_broken_wavs_give_clear_errors(shared_data):
-    broken = sorted((shared_data / "real-dev" / "broken").glob("*.wav"))
-    assert broken
-    for path in broken:
+def test_broken_wavs_give_clear_errors():
+    assert BROKEN_WAVS
+    for path in BROKEN_WAVS:
         with pytest.raises(AudioFileError, match=path.name):
             read_audio_16k(path)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from recordings import SPEECH_WAV
 from running_daemon import LOW_THRESHOLD
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_MODEL = REPO / "models" / "demo"
-SPEECH_WAV = "speech/alif_ml-embedded-evaluation-kit-yes_no_go_stop.wav"  # 16 kHz, 4 s
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +22,9 @@ def demo_bundle() -> Path:
 
 
 @pytest.fixture(scope="session")
-def speech_wav(shared_data) -> Path:
-    return shared_data / "real-dev" / SPEECH_WAV
+def speech_wav() -> Path:
+    """Real speech without the keywords (16 kHz, 4 s; tests/data)."""
+    return SPEECH_WAV
 
 
 @pytest.fixture(scope="session")

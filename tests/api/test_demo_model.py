@@ -1,7 +1,7 @@
 """Detection content through the API with the demo model: real recordings of the demo's
-keywords (wuw-dev, evaluation data) go through Detect and through a daemon's WAV source; the
-API reports what the offline pipeline (`kwsd eval`) reports, and that includes the spoken
-keywords at the right times. Skipped until models/demo exists."""
+keywords (six Wake-Up-Word II utterances from wuw-dev, in tests/data) go through Detect and
+through a daemon's WAV source; the API reports what the offline pipeline (`kwsd eval`) reports,
+and that includes the spoken keywords at the right times. Skipped until models/demo exists."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
 from kwsd.client import KwsdClient
+from recordings import DATA, WUW_CSV
 from running_daemon import start
 
 from .conftest import make_config, offline_detections
@@ -27,23 +28,23 @@ def _norm(keyword: str) -> str:
     return re.sub(r"[^a-z0-9]", "", keyword.lower())
 
 
-def _keyword_file(demo_bundle, shared_data, out, max_files: int):
+def _keyword_file(demo_bundle, out, max_files: int):
     """Isolated keywords of the first callers, 16 kHz, 1 s of silence between: (path, truth)."""
     from kwsd.audio.audiofile import read_audio_16k, write_wav_16k
     from kwsd.model.bundle import load_bundle
 
     keywords = {_norm(k): k for k in load_bundle(demo_bundle).keywords}
-    root = shared_data / "real-dev"
-    with open(root / "wuw-dev.csv", newline="") as fh:
+    with open(WUW_CSV, newline="") as fh:
         rows = [r for r in csv.DictReader(fh)
                 if r["keyword"] and r["in_sentence"] == "False"
                 and _norm(r["keyword"]) in keywords]
     if not rows:
-        pytest.skip(f"no wuw-dev recording of the demo's keywords {sorted(keywords.values())}")
+        pytest.fail(f"{WUW_CSV} has no recording of the demo's keywords "
+                    f"{sorted(keywords.values())}")
     rows = rows[:max_files]
     parts, truth, at = [np.zeros(int(GAP_S * 16000), np.int16)], [], GAP_S
     for r in rows:
-        samples = read_audio_16k(root / r["file"])
+        samples = read_audio_16k(DATA / r["file"])
         truth.append((keywords[_norm(r["keyword"])], at + float(r["kw_start_s"]),
                       at + float(r["kw_end_s"])))
         parts += [samples, np.zeros(int(GAP_S * 16000), np.int16)]
@@ -53,16 +54,16 @@ def _keyword_file(demo_bundle, shared_data, out, max_files: int):
 
 
 @pytest.fixture(scope="module")
-def keyword_wav(demo_bundle, shared_data, tmp_path_factory):
+def keyword_wav(demo_bundle, tmp_path_factory):
     """Six recordings: for Detect, which runs as fast as the model."""
-    return _keyword_file(demo_bundle, shared_data,
+    return _keyword_file(demo_bundle,
                          tmp_path_factory.mktemp("demo") / "keywords.wav", 6)
 
 
 @pytest.fixture(scope="module")
-def short_keyword_wav(demo_bundle, shared_data, tmp_path_factory):
+def short_keyword_wav(demo_bundle, tmp_path_factory):
     """Three recordings: for a source played in real time (about 9 s)."""
-    return _keyword_file(demo_bundle, shared_data,
+    return _keyword_file(demo_bundle,
                          tmp_path_factory.mktemp("demo") / "short.wav", 3)
 
 

@@ -17,6 +17,7 @@ from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
 from kwsd.audio.audiofile import read_audio_16k
 from kwsd.client import KwsdClient
+from recordings import WUW_8KHZ_WAV
 from running_daemon import start
 
 from .conftest import make_config, offline_detections
@@ -153,10 +154,10 @@ def test_detect_stereo_numpy_equals_mono(server, random_bundle, speech_wav):
     assert result.summary.input_frames == len(samples)
 
 
-def test_detect_8khz_matches_offline_pipeline(server, random_bundle, shared_data):
+def test_detect_8khz_matches_offline_pipeline(server, random_bundle):
     """An 8 kHz telephone recording sent at its own rate: the daemon's streaming resampler
     gives the samples that `kwsd eval`'s whole-file resampling gives, hence the same events."""
-    wav = shared_data / "real-dev" / "wuw-dev" / "00007" / "WUWII00007_001.wav"
+    wav = WUW_8KHZ_WAV
     offline = offline_detections(random_bundle, wav, server.config, "file")
     assert offline
     with KwsdClient(server.address) as client:

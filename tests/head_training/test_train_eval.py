@@ -10,6 +10,7 @@ from kwsd.cli import main
 from kwsd.head_training.fit import FitConfig, fit
 from kwsd.head_training.train import TrainConfig, train
 from kwsd.model.bundle import load_bundle
+from recordings import DATA
 
 
 def _cfg(manifest, tmp_path, **kw):
@@ -74,7 +75,7 @@ def test_fit_resumes_where_it_stopped(tmp_path):
         fit(model(), model(), x, y, None, None, 2, cfg, tmp_path / "c", resume=True)
 
 
-def test_cli_train_resume_and_eval(tiny_corpus, tmp_path, shared_data):
+def test_cli_train_resume_and_eval(tiny_corpus, tmp_path):
     out, work = tmp_path / "b", tmp_path / "w"
     args = ["train", "--data", str(tiny_corpus), "--out", str(out), "--workdir", str(work),
             "--keywords", "computer,voyager", "--epochs", "2", "--batch-size", "16",
@@ -99,7 +100,7 @@ def test_cli_train_resume_and_eval(tiny_corpus, tmp_path, shared_data):
         for r in kw_rows + neg:
             w.writerow([str(base / r["file"]), r["keyword"], r["kw_start_s"], r["kw_end_s"],
                         r["in_sentence"], "x"])
-        w.writerow([str(shared_data / "real-dev/broken/pocketsphinx-null.wav"), "", "", "",
+        w.writerow([str(DATA / "broken" / "pocketsphinx-null.wav"), "", "", "",
                     "False", "broken"])
     dets, plots = tmp_path / "d.jsonl", tmp_path / "plots"
     assert main(["eval", "--model", str(out), "--manifest", str(manifest), "--out", str(dets),

@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 from kwsd.audio.audiofile import AudioFileError, read_audio, read_audio_16k, write_wav_16k
 from kwsd.config import ConfigError, load_config
 from kwsd.model.bundle import ModelBundleError, load_bundle
+from recordings import BROKEN_WAVS
 
 from .conftest import REPO
 from .server import make_config
 
-BROKEN = sorted((REPO.parent / "shared" / "data" / "real-dev" / "broken").glob("*.wav"))
+BROKEN = BROKEN_WAVS  # tests/data/broken: malformed WAVs from the PocketSphinx test suite
 
 
 def _examples(request, n_ci: int, n_slow: int) -> settings:
