@@ -22,7 +22,7 @@ SUITES=(
 
 TMP=$(realpath "$(mktemp -d "${TMPDIR:-/tmp}/kwsd-lone.XXXXXX")")
 trap 'rm -rf "$TMP"' EXIT
-git clone -q --no-hardlinks "$REPO" "$TMP/kwsd"
+git -c advice.detachedHead=false clone -q --no-hardlinks "$REPO" "$TMP/kwsd"  # HEAD, detached or not
 cd "$TMP/kwsd"
 echo "test-lone-clone: $(git log -1 --format='%h %s' | cut -c1-90)"
 echo "test-lone-clone: in $TMP/kwsd, beside it: $(ls -A "$TMP" | tr '\n' ' ')"
