@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from kwsd.cli import main
-from kwsd.head_training.fit import FitConfig, fit
+from kwsd.head_training.fit import FitConfig, class_weights, fit
 from kwsd.head_training.train import TrainConfig, train
 from kwsd.model.bundle import load_bundle
 from recordings import DATA
@@ -73,6 +73,27 @@ def test_fit_resumes_where_it_stopped(tmp_path):
         assert torch.allclose(a, b, atol=1e-6)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         fit(model(), model(), x, y, None, None, 2, cfg, tmp_path / "c", resume=True)
+
+
+def test_fit_keeps_the_epoch_with_the_lowest_validation_loss(tmp_path):
+    # validation labels are the opposite of the training rule: the more the model learns, the
+    # worse it does there, so the first epoch must be the one kept
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    vx = rng.standard_normal((64, 8)).astype(np.float32)
+    vy = (vx[:, 0] <= 0).astype(np.int64)
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    cfg = FitConfig(epochs=4, batch_size=16, lr=1e-2, progress=False)
+    state = fit(net, net, x, y, vx, vy, 2, cfg, tmp_path)
+    losses = [h["val_loss"] for h in state.history]
+    assert losses[-1] > losses[0] and state.best_epoch == int(np.argmin(losses)) + 1
+    with torch.no_grad():
+        logits = net(torch.from_numpy(vx))
+        kept = float(torch.nn.functional.cross_entropy(
+            logits, torch.from_numpy(vy), weight=class_weights(y, 2, cfg.class_weight_power)))
+    assert kept == pytest.approx(min(losses), rel=1e-4)
 
 
 def test_cli_train_resume_and_eval(tiny_corpus, tmp_path):
