@@ -8,7 +8,7 @@ import pytest
 import torch
 from kwsd.cli import main
 from kwsd.head_training.fit import FitConfig, class_weights, fit
-from kwsd.head_training.train import TrainConfig, train
+from kwsd.head_training.train import TrainConfig, TrainError, train
 from kwsd.model.bundle import load_bundle
 from recordings import DATA
 
@@ -201,3 +201,28 @@ def test_finetune_trains_the_encoder_and_ships_it(tiny_corpus, tmp_path, finetun
     else:
         assert any(k.startswith("feature_extractor.") for k in changed), sorted(changed)[:5]
     assert load_bundle(out).meta["training_data"]["finetune"] == finetune
+
+
+def test_calibrate_on_real_uses_only_real_recordings(tiny_corpus, tmp_path):
+    # pretend the held-out voice's "computer" clips and negatives are real recordings
+    rows = list(csv.DictReader(tiny_corpus.open()))
+    for r in rows:
+        if r["split"] == "val" and r["label"] in ("computer", "_unknown_"):
+            r["engine"] = "real"
+    manifest = tiny_corpus.parent / "with-real.csv"
+    with manifest.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    targets = {"low": 0.0, "medium": 2.0, "high": 20.0}
+    out = train(_cfg(manifest, tmp_path, calibrate_on="real", fa_targets=targets,
+                     fit=FitConfig(epochs=1, batch_size=16, lr=3e-3)))
+    sens = load_bundle(out).meta["sensitivity"]
+    assert "real recordings" in sens["method"]
+    assert sens["targets_fa_per_hour"] == targets
+    measured = sens["measured"]["medium"]
+    # voyager has no real example: its threshold comes from the real negatives alone
+    assert measured["voyager"]["recall"] is None and measured["computer"]["recall"] is not None
+    with pytest.raises(TrainError, match="no held-out real negatives"):
+        train(_cfg(tiny_corpus, tmp_path / "none", calibrate_on="real",
+                   fit=FitConfig(epochs=1, batch_size=16, lr=3e-3)))

@@ -311,6 +311,8 @@ def train(cfg: TrainConfig) -> Path | None:
     missing = [k for k in keywords if not any(c.label == k for c in train_clips)]
     if missing:
         raise TrainError(f"{cfg.data}: no training clips for {', '.join(missing)}")
+    if cfg.calibrate:
+        calibration_clips(held_clips, cfg)  # refuses a set it cannot calibrate on, up front
     log.info("%d training clips, %d held-out clips; labels %s", len(train_clips),
              len(held_clips), labels)
     encoder, enc_id = load_encoder_from(cfg.encoder, cfg.seed)
