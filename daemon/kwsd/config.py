@@ -79,6 +79,7 @@ class EngineConfig:
     torch_threads: int = 1              # intra-op threads for the encoder (all streams share them)
     hop_ms: int = 0                     # window hop; 0 = the model's (kws.json); multiple of 20
     warmup: bool = True                 # run one inference before READY=1
+    precision: str = ""                 # encoder precision; "" = the model's (kws.json)
     status_interval_s: float = 10.0     # STATUS= line period
 
 
@@ -313,6 +314,7 @@ _CHECKS: dict[str, tuple[type, dict[str, Any]]] = {
         "torch_threads": lambda o, v: _check_int(o, v, 1, 256),
         "hop_ms": lambda o, v: _hop(o, v),
         "warmup": _check_bool,
+        "precision": lambda o, v: _precision(o, v),
         "status_interval_s": lambda o, v: _check_float(o, v, 0.5, 3600.0),
     }),
     "api": (ApiConfig, {
@@ -350,6 +352,16 @@ def _hop(option: str, value: Any) -> int:
     if value % 20:
         raise ConfigError(option, f"must be 0 (the model's hop) or a multiple of 20 ms, "
                                   f"got {value}")
+    return value
+
+
+def _precision(option: str, value: Any) -> str:
+    from kwsd.model.precision import PRECISIONS  # names only: no torch
+
+    value = _check_str(option, value)
+    if value and value not in PRECISIONS:
+        raise ConfigError(option, f"must be \"\" (the model's, kws.json streaming.precision) or "
+                                  f"one of {', '.join(PRECISIONS)}; got {value!r}")
     return value
 
 

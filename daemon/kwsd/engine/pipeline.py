@@ -32,10 +32,22 @@ class PipelineSettings:
     vad: VadConfig = field(default_factory=VadConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     hop_ms: int = 0                 # 0 = the model's hop
+    precision: str = ""             # "" = the model's (kws.json streaming.precision, else fp32)
 
     @classmethod
     def from_config(cls, config: Config) -> PipelineSettings:
-        return cls(vad=config.vad, decision=config.decision, hop_ms=config.engine.hop_ms)
+        return cls(vad=config.vad, decision=config.decision, hop_ms=config.engine.hop_ms,
+                   precision=config.engine.precision)
+
+    def precision_for(self, bundle: ModelBundle) -> str:
+        """The encoder precision this stream runs on `bundle` (engine.precision, else the
+        bundle's). GetModel and GetStatus report it."""
+        from kwsd.model.precision import resolve_precision
+
+        try:
+            return resolve_precision(getattr(bundle, "meta", None), self.precision)
+        except ValueError as exc:
+            raise ConfigError("engine.precision", str(exc)) from None
 
 
 def _keyword_samples(bundle: ModelBundle) -> dict[str, int]:
@@ -71,12 +83,14 @@ class Pipeline:
         self.gate = VadGate(self.settings.vad, pre_roll)
         hop = SAMPLE_RATE * self.settings.hop_ms // 1000 or int(bundle.hop_samples)
         if classifier is None:
+            precision = self.settings.precision_for(bundle)
             try:
-                classifier = StreamingClassifier(bundle, hop_samples=hop)
+                classifier = StreamingClassifier(bundle, hop_samples=hop, precision=precision)
             except ValueError as exc:
                 raise ConfigError("engine.hop_ms", str(exc)) from None
         self.classifier = classifier
         self.hop = int(getattr(classifier, "hop", hop))
+        self.precision = str(getattr(classifier, "precision", ""))
         self.decision = Decision(bundle.labels, bundle.keywords, self.thresholds,
                                  self.settings.decision, int(bundle.window_samples),
                                  self.hop, speech_runs=self.gate.speech_runs,

@@ -33,7 +33,7 @@ from kwsd.model.checkpoint import (
 from kwsd.model.config import EncoderConfig, demo_config
 from kwsd.model.distilhubert import DistilHubert
 from kwsd.model.head import HEAD_TYPE, SILENCE, UNKNOWN, HeadConfig, KeywordHead
-from kwsd.model.runtime import PRECISIONS
+from kwsd.model.precision import PRECISIONS
 
 FORMAT_VERSION = 1
 HEAD_FILE = "head.safetensors"
@@ -126,6 +126,9 @@ def validate_meta(meta: Any, where: Path | str = META_FILE) -> None:
     if "precision" in streaming and streaming["precision"] not in PRECISIONS:
         raise _err(where, f"'streaming.precision' must be one of {sorted(PRECISIONS)}, got "
                    f"{streaming['precision']!r}")
+    if "precision_choice" in streaming and not isinstance(streaming["precision_choice"], dict):
+        raise _err(where, "'streaming.precision_choice' must be an object (what `kwsd bench "
+                   "--choose` measured)")
 
 
 def make_meta(keywords: list[str], *, name: str, version: str, window_ms: int = 1000,
@@ -244,8 +247,19 @@ def save_bundle(path: str | Path, encoder: DistilHubert, head: KeywordHead,
     save_encoder(encoder, path)
     state = {k: v.detach().to(torch.float32).contiguous() for k, v in head.state_dict().items()}
     save_file(state, str(path / HEAD_FILE), metadata={"format": "pt"})
-    (path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_meta(path, meta)
     return path
+
+
+def write_meta(path: str | Path, meta: dict[str, Any]) -> Path:
+    """Write a bundle's kws.json (validated first; replaced atomically, so a daemon reloading
+    the bundle never reads half a file)."""
+    path = Path(path)
+    validate_meta(meta, path / META_FILE)
+    tmp = path / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path / META_FILE)
+    return path / META_FILE
 
 
 def make_random_bundle(path: str | Path, config: EncoderConfig | str = "demo",

@@ -3,8 +3,9 @@
 Measured on this project's CPU (AVX-512 BF16, no AMX; `kwsd bench`): the conv stack runs about
 twice as fast with bf16 weights, the transformer layers 2-3x as fast with bf16 weights or with
 dynamically quantized int8 Linear layers. Each precision changes the numbers a little; bench
-reports by how much, and the precision a stream uses is a choice, never silent: fp32 stays
-the default unless kws.json `streaming.precision` or the caller asks for another.
+reports by how much, and the precision a stream uses is a choice, never silent: fp32 unless
+kws.json `streaming.precision` (measured and written by `kwsd bench --bundle DIR --choose`) or
+the config's `engine.precision` asks for another (precision.py decides which).
 """
 
 from __future__ import annotations
@@ -17,15 +18,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from kwsd.model.distilhubert import DistilHubert
-
-PRECISIONS = {
-    # name: (conv stack dtype, transformer layers: "fp32" | "bf16" | "int8")
-    "fp32": (torch.float32, "fp32"),
-    "bf16-conv": (torch.bfloat16, "fp32"),
-    "bf16": (torch.bfloat16, "bf16"),
-    "bf16-conv-int8": (torch.bfloat16, "int8"),
-    "int8": (torch.float32, "int8"),
-}
+from kwsd.model.precision import PRECISIONS
 
 
 def fold_weight_norm(model: nn.Module) -> None:
@@ -60,7 +53,8 @@ def inference_encoder(encoder: DistilHubert, precision: str = "fp32") -> DistilH
     """A converted eval-mode copy (the original, with its HF-layout state dict, is untouched)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {sorted(PRECISIONS)}")
-    conv_dtype, layers = PRECISIONS[precision]
+    conv_dtype_name, layers = PRECISIONS[precision]
+    conv_dtype = getattr(torch, conv_dtype_name)
     # A fresh module, not a deepcopy: removing a parametrization edits the module's class,
     # which a deepcopy would share with the original.
     model = DistilHubert(encoder.config).eval()

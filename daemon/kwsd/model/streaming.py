@@ -16,9 +16,11 @@ plain window computation is measured by `kwsd bench`; it is off by default for g
 encoders and switched on by kws.json `streaming.cache_conv` or the constructor. With the conv
 cache on, the positional conv is cached too (posconv_cache.py: exact, just cheaper).
 
-Precision: kws.json `streaming.precision` or the constructor picks an inference copy of the
-encoder (runtime.py: fp32 by default; bf16 / int8 variants are faster and slightly different,
-see `kwsd bench`). One copy per bundle and precision is shared by all streams.
+Precision: the constructor (the config's `engine.precision`), else kws.json
+`streaming.precision`, else fp32 picks an inference copy of the encoder (precision.py,
+runtime.py; bf16 / int8 variants are faster and slightly different: `kwsd bench --bundle DIR
+--choose` measures them and records the fastest whose decisions match fp32). One copy per
+bundle and precision is shared by all streams.
 
 Train as you stream: `StreamingClassifier.window_states` runs exactly this code path over a
 clip and returns the per-window hidden states the head sees, so training and evaluation use the
@@ -35,7 +37,8 @@ import torch
 
 from kwsd.model import posconv_cache
 from kwsd.model.bundle import ModelBundle
-from kwsd.model.runtime import PRECISIONS, shared_inference_encoder
+from kwsd.model.precision import resolve_precision
+from kwsd.model.runtime import shared_inference_encoder
 
 _INT16_SCALE = np.float32(1.0 / 32768.0)  # a power of two: same values as int16_to_float
 
@@ -55,9 +58,7 @@ class StreamingClassifier:
                  precision: str | None = None, clock=time.perf_counter) -> None:
         self.bundle = bundle
         opts = bundle.meta.get("streaming", {})
-        self.precision = precision or opts.get("precision", "fp32")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; one of {sorted(PRECISIONS)}")
+        self.precision = resolve_precision(bundle.meta, precision)
         self.encoder = shared_inference_encoder(bundle, self.precision)
         self.head = bundle.head
         cfg = self.encoder.config
@@ -224,8 +225,7 @@ def encode_windows(bundle: ModelBundle, windows: torch.Tensor,
     `streaming.precision` unless given). Equals the streaming path to float rounding when the
     conv cache is exact or off (tested); with the approximate group-norm cache use
     `StreamingClassifier.window_states`."""
-    precision = precision or bundle.meta.get("streaming", {}).get("precision", "fp32")
-    encoder = shared_inference_encoder(bundle, precision)
+    encoder = shared_inference_encoder(bundle, resolve_precision(bundle.meta, precision))
     with torch.inference_mode():
         states = encoder(windows)
     return torch.stack(states, dim=1)  # outside inference mode: usable for training
