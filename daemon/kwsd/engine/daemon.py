@@ -61,14 +61,15 @@ def _bundle_signature(path: Path) -> tuple:
         return ()
 
 
-def load_model(path: Path, warmup: bool = True) -> Any:
-    """Load a bundle and run one inference (so the first real window is not the slow one)."""
+def load_model(path: Path, warmup: bool = True, precision: str = "") -> Any:
+    """Load a bundle and run one inference (so the first real window is not the slow one) in
+    the precision the streams will run (engine.precision, "" = the bundle's)."""
     from kwsd.model.bundle import load_bundle
     from kwsd.model.streaming import StreamingClassifier
 
     bundle = load_bundle(path)
     if warmup:
-        clf = StreamingClassifier(bundle)
+        clf = StreamingClassifier(bundle, precision=precision or None)
         clf.accept(np.zeros(int(bundle.window_samples) + int(bundle.hop_samples), np.int16), 0)
     return bundle
 
@@ -177,7 +178,8 @@ class Daemon:
         path = self.config.model_path()
         t0 = time.monotonic()
         try:
-            self.bundle = load_model(path, self.config.engine.warmup)
+            self.bundle = load_model(path, self.config.engine.warmup,
+                                     self.config.engine.precision)
         except ModelBundleError as exc:
             raise DaemonError(f"model.path: {exc}") from None
         self._bundle_sig = _bundle_signature(path)
@@ -185,8 +187,9 @@ class Daemon:
             self.bundle.keywords,
             sensitivity_thresholds(self.bundle, self.settings.decision.sensitivity),
             self.settings.decision)
-        log.info("model %s loaded from %s in %.2f s (keywords: %s)", self.bundle.model_id, path,
-                 time.monotonic() - t0, ", ".join(self.bundle.keywords))
+        log.info("model %s loaded from %s in %.2f s (keywords: %s; precision %s)",
+                 self.bundle.model_id, path, time.monotonic() - t0,
+                 ", ".join(self.bundle.keywords), self.settings.precision_for(self.bundle))
         runner = self._make_runner(self.config, self.bundle, self.settings)
         with self._lock:
             self._runners = [runner]
@@ -325,7 +328,7 @@ class Daemon:
             bundle = self.bundle
             if path != self.config.model_path() or sig != self._bundle_sig:
                 try:
-                    bundle = load_model(path, new.engine.warmup)
+                    bundle = load_model(path, new.engine.warmup, new.engine.precision)
                 except ModelBundleError as exc:
                     raise ConfigError("model.path", str(exc)) from None
             settings = PipelineSettings.from_config(new)
