@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -51,55 +52,187 @@ def free_port() -> int:
 
 
 # --- Unix socket permissions with a second uid ----------------------------------------------
+#
+# The second user must be able to start its client wherever this checkout lives: a clone in a
+# private directory (a home of mode 0700, `mktemp -d`) is unreadable to it, and so may be the
+# interpreter (pyenv under /root). So the client does not run from the checkout: its script and
+# the modules it imports are copied into a world-readable kit under /tmp (removed afterwards), it
+# runs isolated (-I -S: nothing from the checkout, the venv or the user's site), and the
+# interpreter is one the stranger is shown to be able to start. A client that cannot start, or
+# that ends in any way but the two outcomes below, fails the test with its stderr: it never
+# counts as "refused" or as "allowed".
 
-CONNECT = """
-import sys, socket, grpc
+PROBE_REFUSED = 10  # connect() on the socket failed: stdout "REFUSED <errno> <name>"
+PROBE_ALLOWED = 11  # connected and GetModel answered: stdout "ALLOWED <model_id>"
+PROBE_RPC_FAILED = 12  # connected, but the RPC failed: stdout "RPC-FAILED <code> <details>"
+
+PROBE = f"""\
+REFUSED, ALLOWED, RPC_FAILED = {PROBE_REFUSED}, {PROBE_ALLOWED}, {PROBE_RPC_FAILED}
+import errno, os, socket, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the kit (-I leaves it out)
+import grpc
+from kwsd.api.v1 import kwsd_pb2 as pb, kwsd_pb2_grpc as pb_grpc
+if sys.argv[1] == "--check":
+    print("READY", grpc.__file__, pb.__file__, flush=True); sys.exit(0)
 path = sys.argv[1]
 s = socket.socket(socket.AF_UNIX)
 try:
     s.connect(path)
 except OSError as exc:
-    print("refused", exc.errno); sys.exit(0)
-s.close()
-sys.path.insert(0, sys.argv[2])
-from kwsd.api.v1 import kwsd_pb2 as pb, kwsd_pb2_grpc as pb_grpc
+    print("REFUSED", exc.errno, errno.errorcode.get(exc.errno, "?"), flush=True)
+    sys.exit(REFUSED)
+finally:
+    s.close()
 with grpc.insecure_channel("unix:" + path) as ch:
-    print("model", pb_grpc.KwsdStub(ch).GetModel(pb.GetModelRequest(), timeout=30).model_id)
+    try:
+        reply = pb_grpc.KwsdStub(ch).GetModel(pb.GetModelRequest(), timeout=30)
+    except grpc.RpcError as exc:
+        print("RPC-FAILED", exc.code().name, exc.details(), flush=True); sys.exit(RPC_FAILED)
+print("ALLOWED", reply.model_id, flush=True)
+sys.exit(ALLOWED)
 """
+
+
+def _probe_imports() -> tuple[dict[str, str], list[str]]:
+    """({module: file}, search roots) of what PROBE imports, loaded the way the stranger will
+    load them: an isolated interpreter with only this checkout's package and this environment's
+    site directories on its path."""
+    import json
+    import site
+
+    roots = [str(REPO / "daemon"), *site.getsitepackages()]
+    code = ("import json, sys\n"
+            f"sys.path[0:0] = {roots!r}\n"
+            "import grpc\n"
+            "from kwsd.api.v1 import kwsd_pb2, kwsd_pb2_grpc\n"
+            "print(json.dumps({n: getattr(m, '__file__', None) or '' "
+            "for n, m in list(sys.modules.items())}))\n")
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, f"cannot import the probe's modules here: {proc.stderr}"
+    return {name: file for name, file in json.loads(proc.stdout).items() if file}, roots
+
+
+def build_probe_kit(kit: Path) -> Path:
+    """Copy the probe and what it imports from outside the standard library into `kit`
+    (world-readable); returns the script. kwsd: the imported files only; other packages: their
+    whole top-level package (data files, extension modules), or the namespace package's
+    imported sub-package (google/protobuf)."""
+    modules, roots = _probe_imports()
+    daemon = str(REPO / "daemon")
+    copied: set[Path] = set()
+    for file in modules.values():
+        path = Path(file)
+        root = next((Path(r) for r in roots if path.is_relative_to(r)), None)
+        if root is None:
+            continue  # the standard library: the stranger's interpreter has its own
+        rel = path.relative_to(root)
+        if str(root) == daemon:
+            unit = rel  # this checkout's package: just the files the probe imports
+        else:  # the outermost regular package (a namespace package has no __init__.py)
+            unit = Path(rel.parts[0])
+            for i in range(1, len(rel.parts)):
+                if (root / Path(*rel.parts[:i]) / "__init__.py").exists():
+                    break
+                unit = Path(*rel.parts[:i + 1])
+        if unit in copied:
+            continue
+        copied.add(unit)
+        dest = kit / unit
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if (root / unit).is_dir():
+            shutil.copytree(root / unit, dest, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(root / unit, dest)
+    script = kit / "probe.py"
+    script.write_text(PROBE)
+    for path in [kit, *kit.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+    return script
+
+
+def _as_user(user: str, groups: list[str], argv: list[str]) -> subprocess.CompletedProcess:
+    pw = pwd.getpwnam(user)
+    gids = ",".join(str(grp.getgrnam(g).gr_gid) for g in groups) or None
+    cmd = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}"]
+    cmd += [f"--groups={gids}"] if gids else ["--clear-groups"]
+    return subprocess.run(cmd + argv, capture_output=True, text=True, timeout=120, cwd="/",
+                          env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp",
+                               "LANG": "C.UTF-8"})
+
+
+def _interpreters() -> list[str]:
+    """Interpreters of this Python version the stranger might be able to start, best first
+    (the kit's extension modules are built for this version)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    found = [sys.executable, os.path.realpath(sys.executable),
+             base := getattr(sys, "_base_executable", ""), os.path.realpath(base) if base else ""]
+    found += [shutil.which(version, path=d) or "" for d in ("/usr/local/bin", "/usr/bin")]
+    return list(dict.fromkeys(f for f in found if f))
+
+
+@dataclass
+class Stranger:
+    """A throw-away user, its own group, and a client it is shown to be able to run."""
+
+    user: str
+    group: str
+    python: str
+    probe: Path
 
 
 @pytest.fixture
 def stranger():
-    """A throw-away user and group (root only); removed afterwards."""
+    """A throw-away user and group (root only) with a client kit it can read; all removed
+    afterwards. Fails (does not skip) when the user cannot start the client, saying why."""
     if os.geteuid() != 0:
         pytest.skip("needs root to create a second user (useradd) and switch to it")
     if not (shutil.which("useradd") and shutil.which("setpriv")):
         pytest.skip("useradd/setpriv not installed")
     name = "kwsdt" + uuid.uuid4().hex[:8]
+    kit = Path(tempfile.mkdtemp(prefix="kwsd-kit-", dir="/tmp"))
     subprocess.run(["groupadd", name + "g"], check=True, capture_output=True)
     subprocess.run(["useradd", "-M", "-N", "-g", "nogroup", "-s", "/usr/sbin/nologin", name],
                    check=True, capture_output=True)
     try:
-        yield name, name + "g"
+        probe = build_probe_kit(kit)
+        tried = []
+        for python in _interpreters():
+            check = _as_user(name, [], [python, "-I", "-S", str(probe), "--check"])
+            if check.returncode == 0 and check.stdout.startswith("READY"):
+                # the kit's copies, not something else the interpreter found on its own
+                assert all(f.startswith(str(kit)) for f in check.stdout.split()[1:]), \
+                    check.stdout
+                break
+            tried.append(f"{python}: exit {check.returncode}: {check.stderr.strip()[-600:]}")
+        else:
+            pytest.fail(f"the second user {name} cannot start the client (kit {kit}, "
+                        "world-readable), so the socket permissions cannot be checked; "
+                        "interpreters tried:\n" + "\n".join(tried))
+        yield Stranger(name, name + "g", python, probe)
     finally:
         subprocess.run(["userdel", name], capture_output=True)
         subprocess.run(["groupdel", name + "g"], capture_output=True)
+        shutil.rmtree(kit, ignore_errors=True)
 
 
-def _connect_as(user: str, path: str, groups: list[str]) -> str:
-    pw = pwd.getpwnam(user)
-    gids = ",".join(str(grp.getgrnam(g).gr_gid) for g in groups) or None
-    cmd = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}"]
-    cmd += [f"--groups={gids}"] if gids else ["--clear-groups"]
-    cmd += [sys.executable, "-c", CONNECT, path, str(REPO / "daemon")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                          env={"PATH": os.environ["PATH"], "HOME": "/tmp"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout.strip()
+def _connect_as(stranger: Stranger, path: str, groups: list[str]) -> str:
+    """'refused <errno name>' or 'allowed <model id>'; any other end fails the test."""
+    proc = _as_user(stranger.user, groups,
+                    [stranger.python, "-I", "-S", str(stranger.probe), path])
+    words = proc.stdout.split()
+    if proc.returncode == PROBE_REFUSED and words[:1] == ["REFUSED"]:
+        return f"refused {words[2]}"
+    if proc.returncode == PROBE_ALLOWED and words[:1] == ["ALLOWED"]:
+        return f"allowed {words[1]}"
+    pytest.fail(f"the client of {stranger.user} (groups {groups}) neither was refused nor "
+                f"connected: exit {proc.returncode}, stdout {proc.stdout!r}, "
+                f"stderr:\n{proc.stderr[-3000:]}")
 
 
 def test_unix_socket_refuses_another_uid_without_the_group(stranger, random_bundle):
-    user, group = stranger
+    group = stranger.group
     top = Path(tempfile.mkdtemp(prefix="kwsd-p-", dir="/tmp"))
     top.chmod(0o755)  # the stranger may reach the daemon's directory; the daemon decides
     try:
@@ -108,11 +241,11 @@ def test_unix_socket_refuses_another_uid_without_the_group(stranger, random_bund
                                     audio=SILENCE))
         try:
             sock = str(top / "run" / "kwsd.sock")
-            assert _connect_as(user, sock, []) == "refused 13"  # EACCES
+            assert _connect_as(stranger, sock, []) == "refused EACCES"
             # Even with the directory opened up, the socket's own mode refuses the stranger.
             (top / "run").chmod(0o755)
-            assert _connect_as(user, sock, []) == "refused 13"
-            assert _connect_as(user, sock, [group]) == "refused 13"  # not the socket's group
+            assert _connect_as(stranger, sock, []) == "refused EACCES"
+            assert _connect_as(stranger, sock, [group]) == "refused EACCES"  # not its group
         finally:
             running.stop()
         # 2. socket_group: members of the group get in, the stranger without it does not.
@@ -120,9 +253,9 @@ def test_unix_socket_refuses_another_uid_without_the_group(stranger, random_bund
                                     audio=SILENCE, api={"socket_group": group}))
         try:
             sock = str(top / "grp" / "kwsd.sock")
-            assert _connect_as(user, sock, []) == "refused 13"
-            assert _connect_as(user, sock, [group]) == \
-                f"model {running.daemon.bundle.model_id}"
+            assert _connect_as(stranger, sock, []) == "refused EACCES"
+            assert _connect_as(stranger, sock, [group]) == \
+                f"allowed {running.daemon.bundle.model_id}"
         finally:
             running.stop()
     finally:
