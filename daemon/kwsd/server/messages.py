@@ -90,7 +90,7 @@ def event_from_pb(msg: pb.Event) -> Event:
 
 
 def model_info(bundle: ModelBundle, thresholds: Mapping[str, float] | None,
-               limits: pb.Limits) -> pb.ModelInfo:
+               limits: pb.Limits, precision: str = "") -> pb.ModelInfo:
     meta = getattr(bundle, "meta", {}) or {}
     model = meta.get("model") if isinstance(meta.get("model"), dict) else meta  # kws.json
     thresholds = dict(thresholds if thresholds is not None else bundle.thresholds)
@@ -108,6 +108,7 @@ def model_info(bundle: ModelBundle, thresholds: Mapping[str, float] | None,
         window=samples_to_duration(window, rate),
         hop=samples_to_duration(hop, rate),
         limits=limits,
+        precision=precision,
     )
 
 
@@ -125,7 +126,7 @@ def _source_status(src: Mapping[str, Any]) -> pb.SourceStatus:
 
 
 def status_to_pb(status: Mapping[str, Any], *, streams_open: int, serving: bool,
-                 stopping: bool, model_id: str) -> pb.Status:
+                 stopping: bool, model_id: str, precision: str = "") -> pb.Status:
     """`Daemon.status()` dict -> Status. `streams_open` comes from the server, which is what
     counts Detect calls; the larger of the two counts is reported."""
     sources = [_source_status(s) for s in status.get("sources", [])]
@@ -148,4 +149,5 @@ def status_to_pb(status: Mapping[str, Any], *, streams_open: int, serving: bool,
         time=wall_to_timestamp(time.time()),
         reloads=int(status.get("reloads", 0) or 0),
         last_reload_error=str(status.get("last_reload_error", "") or ""),
+        precision=precision,
     )

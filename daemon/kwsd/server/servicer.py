@@ -17,6 +17,7 @@ import grpc
 from kwsd.api.v1 import kwsd_pb2 as pb
 from kwsd.api.v1 import kwsd_pb2_grpc as pb_grpc
 from kwsd.audio.convert import AudioFormatError
+from kwsd.engine.pipeline import PipelineSettings
 from kwsd.events import Event, EventKind
 from kwsd.server.decoding import Undecodable
 from kwsd.server.detect import (
@@ -97,13 +98,18 @@ class KwsdServicer(pb_grpc.KwsdServicer):
     def _keywords(self) -> list[str]:
         return list(self.daemon.bundle.keywords)
 
+    def _precision(self) -> str:
+        """The encoder precision the daemon's streams run (the same resolution as Pipeline)."""
+        settings = getattr(self.daemon, "settings", None) or PipelineSettings()
+        return settings.precision_for(self.daemon.bundle)
+
     # -- unary -----------------------------------------------------------------------------
 
     def GetModel(self, request: pb.GetModelRequest, context) -> pb.ModelInfo:
         self._check_available(context)
         self._check_decoded(request, context)
         return model_info(self.daemon.bundle, getattr(self.daemon, "thresholds", None),
-                          self.limits)
+                          self.limits, self._precision())
 
     def GetStatus(self, request: pb.GetStatusRequest, context) -> pb.Status:
         self._check_available(context)
@@ -111,7 +117,8 @@ class KwsdServicer(pb_grpc.KwsdServicer):
         return status_to_pb(self.daemon.status(), streams_open=self.streams.open,
                             serving=bool(self.daemon.serving),
                             stopping=bool(self.daemon.stopping) or self.stopping.is_set(),
-                            model_id=str(self.daemon.bundle.model_id))
+                            model_id=str(self.daemon.bundle.model_id),
+                            precision=self._precision())
 
     # -- Subscribe -------------------------------------------------------------------------
 

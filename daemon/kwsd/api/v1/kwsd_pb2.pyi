@@ -139,7 +139,7 @@ class GetModelRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model_id", "name", "version", "keywords", "labels", "thresholds", "sample_rate_hz", "window_samples", "hop_samples", "window", "hop", "limits")
+    __slots__ = ("model_id", "name", "version", "keywords", "labels", "thresholds", "sample_rate_hz", "window_samples", "hop_samples", "window", "hop", "limits", "precision")
     class ThresholdsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -159,6 +159,7 @@ class ModelInfo(_message.Message):
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     HOP_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     name: str
     version: str
@@ -171,7 +172,8 @@ class ModelInfo(_message.Message):
     window: _duration_pb2.Duration
     hop: _duration_pb2.Duration
     limits: Limits
-    def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., keywords: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., sample_rate_hz: _Optional[int] = ..., window_samples: _Optional[int] = ..., hop_samples: _Optional[int] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., hop: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+    precision: str
+    def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., keywords: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., sample_rate_hz: _Optional[int] = ..., window_samples: _Optional[int] = ..., hop_samples: _Optional[int] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., hop: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("max_streams", "max_chunk_bytes", "max_message_bytes", "min_sample_rate_hz", "max_sample_rate_hz", "max_channels")
@@ -222,7 +224,7 @@ class SubscriberStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., queued: _Optional[int] = ..., events_lost: _Optional[int] = ...) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("uptime", "sources", "vad_duty_cycle", "real_time_factor", "overflows", "streams_open", "subscribers", "serving", "stopping", "model_id", "time", "reloads", "last_reload_error")
+    __slots__ = ("uptime", "sources", "vad_duty_cycle", "real_time_factor", "overflows", "streams_open", "subscribers", "serving", "stopping", "model_id", "time", "reloads", "last_reload_error", "precision")
     UPTIME_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     VAD_DUTY_CYCLE_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +238,7 @@ class Status(_message.Message):
     TIME_FIELD_NUMBER: _ClassVar[int]
     RELOADS_FIELD_NUMBER: _ClassVar[int]
     LAST_RELOAD_ERROR_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     uptime: _duration_pb2.Duration
     sources: _containers.RepeatedCompositeFieldContainer[SourceStatus]
     vad_duty_cycle: float
@@ -249,4 +252,5 @@ class Status(_message.Message):
     time: _timestamp_pb2.Timestamp
     reloads: int
     last_reload_error: str
-    def __init__(self, uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., vad_duty_cycle: _Optional[float] = ..., real_time_factor: _Optional[float] = ..., overflows: _Optional[int] = ..., streams_open: _Optional[int] = ..., subscribers: _Optional[_Iterable[_Union[SubscriberStatus, _Mapping]]] = ..., serving: bool = ..., stopping: bool = ..., model_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reloads: _Optional[int] = ..., last_reload_error: _Optional[str] = ...) -> None: ...
+    precision: str
+    def __init__(self, uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., vad_duty_cycle: _Optional[float] = ..., real_time_factor: _Optional[float] = ..., overflows: _Optional[int] = ..., streams_open: _Optional[int] = ..., subscribers: _Optional[_Iterable[_Union[SubscriberStatus, _Mapping]]] = ..., serving: bool = ..., stopping: bool = ..., model_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reloads: _Optional[int] = ..., last_reload_error: _Optional[str] = ..., precision: _Optional[str] = ...) -> None: ...
