@@ -6,6 +6,11 @@ hop, at 1 and 2 torch threads, for each precision/caching variant; reports each 
 difference from the plain fp32 per-window computation, recommends the fastest variant within
 the accuracy limits, and measures that one's load time and peak RSS in a fresh process.
 Numbers are measured on whatever else the machine is doing: the load average is reported.
+
+`kwsd bench --bundle DIR` measures one real bundle instead: every precision on real speech
+(`../shared/data/real-train`, never real-dev), through the daemon's own decision path, and
+names the fastest one whose decisions match fp32's; `--choose` writes it into DIR/kws.json as
+`streaming.precision`, with what was measured (kwsd.evaluation.precision).
 """
 
 from __future__ import annotations
@@ -39,6 +44,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accuracy-wav", action="append", default=[], metavar="WAV",
                         help="measure accuracy on this recording (repeatable; default: "
                              "synthetic speech-like audio)")
+    choose = parser.add_argument_group(
+        "a real bundle's precision",
+        "--bundle DIR measures every precision of that bundle on real speech (speed: --seconds "
+        "per run, 1 thread) and names the fastest whose decisions match fp32's; --choose "
+        "writes it into DIR/kws.json (streaming.precision, and what was measured)")
+    choose.add_argument("--bundle", type=Path, default=None, metavar="DIR",
+                        help="measure this bundle's precisions (instead of random bundles)")
+    choose.add_argument("--choose", action="store_true",
+                        help="write the chosen precision and the measurements into "
+                             "DIR/kws.json")
+    choose.add_argument("--speech", type=Path, default=None, metavar="REAL_TRAIN",
+                        help="recordings in real-train layout (default "
+                             "../shared/data/real-train; absent: the bundle's demo.wav, else "
+                             "synthetic speech). real-dev is refused: it is evaluation-only")
+    choose.add_argument("--speech-seconds", type=float, default=None,
+                        help="seconds of real-train speech the decisions are compared on "
+                             "(default 180)")
+    choose.add_argument("--repeats", type=int, default=3,
+                        help="speed runs per precision, interleaved; the median counts (3)")
+    choose.add_argument("--max-posterior-diff", type=float, default=None,
+                        help="largest posterior difference from fp32 a precision may have "
+                             "(default 0.02)")
 
 
 def _cpu_model() -> str:
@@ -76,7 +103,55 @@ def _recommend(variants: dict[str, Any]) -> str:
     return min(good, key=lambda k: one_thread_cpu(good[k]))
 
 
+def run_bundle(args: argparse.Namespace) -> int:
+    """`--bundle DIR [--choose]`: measure the bundle's precisions on real speech."""
+    from kwsd.evaluation.precision import (
+        DEFAULT_REAL_TRAIN,
+        DEFAULT_SECONDS,
+        MAX_POSTERIOR_DIFF,
+        choose_for_bundle,
+        format_choice,
+    )
+
+    command = ["kwsd", "bench", "--bundle", str(args.bundle)]
+    if args.choose:
+        command.append("--choose")
+    if args.speech is not None:
+        command += ["--speech", str(args.speech)]
+    for flag, value in (("--speech-seconds", args.speech_seconds),
+                        ("--max-posterior-diff", args.max_posterior_diff)):
+        if value is not None:
+            command += [flag, f"{value:g}"]
+    command += ["--seconds", f"{args.seconds:g}", "--repeats", str(args.repeats)]
+    try:
+        choice = choose_for_bundle(
+            args.bundle, real_train=args.speech or DEFAULT_REAL_TRAIN,
+            seconds=DEFAULT_SECONDS if args.speech_seconds is None else args.speech_seconds,
+            speed_seconds=args.seconds, repeats=max(1, args.repeats),
+            bound=MAX_POSTERIOR_DIFF if args.max_posterior_diff is None
+            else args.max_posterior_diff,
+            write=args.choose, command=" ".join(command))
+    except (ValueError, OSError) as exc:  # a bad bundle, real-dev, unreadable audio
+        print(f"kwsd bench: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(choice, sys.stdout, indent=1)
+        print()
+    else:
+        print(format_choice(choice))
+        print(f"written to {args.bundle / 'kws.json'}: streaming.precision = "
+              f"{choice['chosen']!r}" if args.choose else
+              "(not written: add --choose to record it in the bundle)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.choose and args.bundle is None:
+        print("kwsd bench: --choose needs --bundle DIR (the bundle to write the precision "
+              "into)", file=sys.stderr)
+        return 2
+    if args.bundle is not None:
+        return run_bundle(args)
     from kwsd.model.bench import VARIANTS
     from kwsd.model.bundle import make_random_bundle
     from kwsd.model.config import EncoderConfig, demo_config

@@ -8,7 +8,9 @@
 --data is a synthetic-corpus manifest (CSV) or a folder in Google Speech Commands layout.
 With a frozen encoder (default) the window features are computed once and cached in
 --workdir; `--finetune top|all` also trains the encoder's last layer / the whole encoder.
-Interrupted runs continue with --resume (same arguments).
+Interrupted runs continue with --resume (same arguments). `--choose-precision` ends with
+`kwsd bench --bundle OUT --choose`: every encoder precision measured on real-train speech, the
+fastest whose decisions match fp32's recorded in kws.json `streaming.precision`.
 """
 
 from __future__ import annotations
@@ -79,6 +81,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="processes for the held-out pipeline passes (1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--choose-precision", action="store_true",
+                        help="after training, measure every encoder precision on real speech "
+                             "(../shared/data/real-train) and record the fastest whose "
+                             "decisions match fp32's in kws.json, as `kwsd bench --bundle OUT "
+                             "--choose` does")
+    parser.add_argument("--precision-speech", type=Path, default=None, metavar="REAL_TRAIN",
+                        help="--choose-precision: recordings in real-train layout (default "
+                             "../shared/data/real-train; never real-dev)")
 
 
 def _fa_targets(text: str) -> dict[str, float]:
@@ -104,6 +114,14 @@ def run(args: argparse.Namespace) -> int:
     from kwsd.head_training.train import TrainConfig, TrainError, train
     from kwsd.model.bundle import ModelBundleError
 
+    if args.choose_precision:  # refuse evaluation data now, not after hours of training
+        from kwsd.evaluation.precision import PrecisionChoiceError, refuse_evaluation_data
+
+        try:
+            refuse_evaluation_data(args.precision_speech or Path("."))
+        except PrecisionChoiceError as exc:
+            print(f"kwsd train: --precision-speech: {exc}", file=sys.stderr)
+            return 2
     torch.set_num_threads(max(1, args.threads))
     keywords = [k.strip() for k in args.keywords.split(",") if k.strip()] if args.keywords \
         else None
@@ -128,4 +146,21 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print("prepared (no bundle written: --prepare-only)" if out is None
           else f"bundle written: {out}")
+    if out is not None and args.choose_precision:
+        from kwsd.evaluation.precision import (
+            DEFAULT_REAL_TRAIN,
+            choose_for_bundle,
+            format_choice,
+        )
+
+        speech = args.precision_speech or DEFAULT_REAL_TRAIN
+        try:
+            choice = choose_for_bundle(Path(out), real_train=speech, write=True,
+                                       command=f"kwsd train ... --out {out} --choose-precision "
+                                               f"--precision-speech {speech}")
+        except (ValueError, OSError) as exc:  # unreadable audio, a bad bundle
+            print(f"kwsd train: choosing the precision failed: {exc}", file=sys.stderr)
+            return 2
+        print(format_choice(choice))
+        print(f"precision {choice['chosen']!r} recorded in {Path(out) / 'kws.json'}")
     return 0

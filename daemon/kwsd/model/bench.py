@@ -46,8 +46,11 @@ def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
     return (np.clip(x / np.abs(x).max(), -1, 1) * 20000).astype(np.int16)
 
 
-def _stream_rtf(bundle, precision: str, cache: bool, audio: np.ndarray, threads: int,
-                chunk: int = 1600) -> dict[str, Any]:
+def stream_rtf(bundle, precision: str, cache: bool | None, audio: np.ndarray, threads: int,
+               chunk: int = 1600) -> dict[str, Any]:
+    """Stream `audio` (after a warm-up of one window and two hops) through one classifier:
+    wall and process-CPU seconds per audio second, per-part time. `cache` None: the bundle's
+    conv-cache setting. Also used by `kwsd bench --bundle` (kwsd.evaluation.precision)."""
     import torch
 
     from kwsd.model.streaming import StreamingClassifier
@@ -140,7 +143,7 @@ def measure_speed(bundle_path: Path, seconds: float, threads: list[int],
         t0 = time.perf_counter()
         shared_inference_encoder(bundle, precision)
         prep_s = time.perf_counter() - t0
-        runs = [_stream_rtf(bundle, precision, cache, audio, n) for n in threads]
+        runs = [stream_rtf(bundle, precision, cache, audio, n) for n in threads]
         acc = _accuracy(bundle, precision, cache, clips, references)
         out["variants"][v] = {"precision": precision, "cache_conv": cache,
                               "prepare_s": round(prep_s, 3), "runs": runs, "vs_window_fp32": acc}
