@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -76,12 +77,14 @@ def check_record(meta: dict) -> dict:
     assert rec["max_abs_posterior_diff_bound"] > 0
     fp32 = rec["precisions"]["fp32"]
     assert fp32["max_abs_posterior_diff"] == 0 and fp32["qualifies"] and fp32["vs_fp32"] == 1
+    base = fp32["cpu_s_per_audio_s_runs"]
     for p, r in rec["precisions"].items():
-        assert r["cpu_s_per_audio_s"] > 0 and len(r["cpu_s_per_audio_s_runs"]) >= 1, p
+        assert r["cpu_s_per_audio_s"] > 0 and len(r["cpu_s_per_audio_s_runs"]) == len(base), p
+        ratios = [a / b for a, b in zip(r["cpu_s_per_audio_s_runs"], base, strict=True)]
+        assert r["vs_fp32"] == pytest.approx(statistics.median(ratios), abs=0.01), p
         assert r["qualifies"] == (r["same_detections"] and r["max_abs_posterior_diff"]
                                   <= rec["max_abs_posterior_diff_bound"]), p
-    qualifying = {p: r["cpu_s_per_audio_s"] for p, r in rec["precisions"].items()
-                  if r["qualifies"]}
+    qualifying = {p: r["vs_fp32"] for p, r in rec["precisions"].items() if r["qualifies"]}
     assert rec["precisions"][chosen]["qualifies"]
     assert qualifying[chosen] == min(qualifying.values())
     assert rec["windows_compared"] > 0 and rec["audio"]["seconds"] > 0
