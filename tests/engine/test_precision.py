@@ -16,6 +16,7 @@ from encoder_precision import running_precision
 from kwsd.audio.audiofile import write_wav_16k
 from kwsd.config import ConfigError, config_from_dict
 from kwsd.engine.pipeline import Pipeline, PipelineSettings
+from kwsd.model import precision as P
 from kwsd.model.bench import speech_like
 from kwsd.model.bundle import META_FILE, load_bundle, write_meta
 from kwsd.model.precision import PRECISIONS
@@ -52,6 +53,8 @@ NO_GATE = config_from_dict({"vad": {"enabled": False}})
 @pytest.mark.parametrize("precision", list(PRECISIONS))
 def test_the_bundle_precision_is_what_the_pipeline_runs(random_bundle_path, tmp_path,
                                                         precision):
+    if precision in P.BF16_FALLBACK and not P.native_bf16():
+        pytest.skip("this CPU has no native bfloat16: the bundle's bf16 falls back (tested below)")
     bundle = load_bundle(bundle_with_precision(random_bundle_path, tmp_path / "b", precision))
     pipeline = Pipeline(bundle, "t", PipelineSettings.from_config(NO_GATE))
     assert pipeline.precision == precision
@@ -68,6 +71,18 @@ def test_the_bundle_precision_is_what_the_pipeline_runs(random_bundle_path, tmp_
     n = len(own)
     assert n >= 5 and np.array_equal(got[:n], own)
     assert not np.array_equal(got[:n], fp32)
+
+
+def test_a_bf16_bundle_runs_without_bf16_where_the_cpu_has_none(random_bundle_path, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.setattr(P, "native_bf16", lambda: False)
+    for asked, runs in P.BF16_FALLBACK.items():
+        bundle = load_bundle(bundle_with_precision(random_bundle_path, tmp_path / asked, asked))
+        pipeline = Pipeline(bundle, "t", PipelineSettings.from_config(NO_GATE))
+        assert pipeline.precision == runs
+        assert running_precision(pipeline.classifier.encoder) == runs
+        # an explicit engine.precision is obeyed as given
+        assert StreamingClassifier(bundle, precision=asked).precision == asked
 
 
 def test_engine_precision_overrides_the_bundle(random_bundle_path, tmp_path):
