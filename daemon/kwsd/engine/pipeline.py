@@ -21,6 +21,7 @@ from kwsd.engine.vad import GatedAudio, SpeechBegin, SpeechEnd, VadGate
 from kwsd.events import Event, EventKind
 
 if TYPE_CHECKING:  # kwsd.model imports torch; the engine loads it only when a Pipeline is made
+    from kwsd.enrollment.detector import EnrolledSet
     from kwsd.model.bundle import ModelBundle
     from kwsd.model.streaming import StreamingClassifier
 
@@ -67,10 +68,14 @@ class Pipeline:
 
     def __init__(self, bundle: ModelBundle, source_id: str,
                  settings: PipelineSettings | None = None,
-                 classifier: StreamingClassifier | None = None) -> None:
+                 classifier: StreamingClassifier | None = None,
+                 enrolled: EnrolledSet | None = None) -> None:
         from kwsd.model.streaming import StreamingClassifier
 
         self.bundle = bundle
+        # Keywords a user enrolled (kwsd.enrollment): scored next to the bundle's, decided by
+        # the same Decision; their events say `enrolled`.
+        self.enrolled = enrolled if enrolled else None
         self.source_id = source_id
         self.settings = settings or PipelineSettings()
         self.model_id = str(getattr(bundle, "model_id", ""))
@@ -85,16 +90,31 @@ class Pipeline:
         if classifier is None:
             precision = self.settings.precision_for(bundle)
             try:
-                classifier = StreamingClassifier(bundle, hop_samples=hop, precision=precision)
+                if self.enrolled is not None:
+                    from kwsd.enrollment.streaming import EnrolledClassifier
+
+                    classifier = EnrolledClassifier(bundle, self.enrolled, hop_samples=hop,
+                                                    precision=precision)
+                else:
+                    classifier = StreamingClassifier(bundle, hop_samples=hop,
+                                                     precision=precision)
             except ValueError as exc:
                 raise ConfigError("engine.hop_ms", str(exc)) from None
         self.classifier = classifier
         self.hop = int(getattr(classifier, "hop", hop))
         self.precision = str(getattr(classifier, "precision", ""))
-        self.decision = Decision(bundle.labels, bundle.keywords, self.thresholds,
+        labels, keywords = list(bundle.labels), list(bundle.keywords)
+        keyword_samples = _keyword_samples(bundle)
+        if self.enrolled is not None:
+            labels += self.enrolled.names
+            keywords += self.enrolled.names
+            self.thresholds.update(self.enrolled.thresholds)
+            for kw in self.enrolled.keywords:
+                keyword_samples[kw.name] = int(kw.duration_s * SAMPLE_RATE)
+        self.decision = Decision(labels, keywords, self.thresholds,
                                  self.settings.decision, int(bundle.window_samples),
                                  self.hop, speech_runs=self.gate.speech_runs,
-                                 keyword_samples=_keyword_samples(bundle))
+                                 keyword_samples=keyword_samples)
         self.next_sample = 0            # one past the last sample received
         self.audio_s = 0.0              # audio received
         self.busy_s = 0.0               # compute spent on it
@@ -192,7 +212,9 @@ class Pipeline:
                      wall_time=time.time(), model_id=self.model_id, keyword=det.keyword,
                      confidence=det.confidence, threshold=det.threshold,
                      extra={"window_start": det.window_start, "window_end": det.window_end,
-                            "audio_end_time": self._wall_time(det.end_sample)})
+                            "audio_end_time": self._wall_time(det.end_sample),
+                            "enrolled": (self.enrolled is not None
+                                         and det.keyword in self.enrolled.thresholds)})
 
     def _speech_event(self, kind: EventKind, sample: int) -> Event:
         return Event(kind=kind, source_id=self.source_id, start_sample=sample,

@@ -1,0 +1,88 @@
+"""Examples in, an enrolled keyword (or the reasons it cannot be made) out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kwsd.enrollment import checks, features, negatives
+from kwsd.enrollment.detector import EnrolledKeyword, EnrolledSet
+from kwsd.enrollment.recording import window_scores
+from kwsd.enrollment.trim import trim
+
+if TYPE_CHECKING:
+    from kwsd.model.bundle import ModelBundle
+
+DEFAULT_FA_PER_H = 1.0
+
+
+class EnrollmentError(ValueError):
+    """Enrollment refused; the message says why (bad name, unusable examples, ...)."""
+
+
+@dataclass
+class EnrollResult:
+    keyword: EnrolledKeyword | None
+    checks: list[checks.ExampleCheck]
+    seconds: float = 0.0
+    calibration: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.keyword is not None
+
+
+def build_templates(bundle: ModelBundle, phrases: list[np.ndarray]
+                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(template frames, whole-window frames) per trimmed phrase."""
+    from kwsd.model.streaming import StreamingClassifier
+
+    classifier = StreamingClassifier(bundle)
+    temps, wins = [], []
+    for p in phrases:
+        temps.append(features.template(classifier, p))
+        window = np.zeros(classifier.window, dtype=np.int16)
+        p = p[: classifier.window]
+        off = (classifier.window - len(p)) // 2
+        window[off: off + len(p)] = p
+        wins.append(features.clip_windows(classifier, window)[0])
+    return temps, wins
+
+
+def enroll(bundle: ModelBundle, name: str, examples: list[np.ndarray], *,
+           fa_target_per_h: float = DEFAULT_FA_PER_H, bank=None, settings=None,
+           min_examples: int = 1) -> EnrollResult:
+    """Trim and check each example (int16 16 kHz), make templates, calibrate the threshold."""
+    t0 = time.perf_counter()
+    if len(examples) < min_examples:
+        raise EnrollmentError(f"{len(examples)} example(s) given, at least {min_examples} needed")
+    max_s = bundle.window_samples / bundle.sample_rate
+    phrases = [trim(np.asarray(x, dtype=np.int16)) for x in examples]
+    results = [checks.check_audio(i, x, p, max_s)
+               for i, (x, p) in enumerate(zip(examples, phrases, strict=True))]
+    if any(not c.ok for c in results):
+        return EnrollResult(None, results, time.perf_counter() - t0)
+    temps, wins = build_templates(bundle, phrases)
+    for i, why in checks.unlike_others(temps, wins).items():
+        results[i].problems.append(why)
+    if any(not c.ok for c in results):
+        return EnrollResult(None, results, time.perf_counter() - t0)
+    kw = EnrolledKeyword(name=name, templates=temps, threshold=0.5,
+                         encoder_id=features.encoder_id(bundle), fa_target_per_h=fa_target_per_h)
+    calibration = calibrate_keyword(bundle, kw, fa_target_per_h, bank, settings)
+    kw.threshold = calibration["threshold"]
+    kw.info = {"calibration": calibration,
+               "examples": [{"duration_s": round(c.duration_s, 3),
+                             "level_dbfs": round(c.level_dbfs, 1)} for c in results]}
+    return EnrollResult(kw, results, time.perf_counter() - t0, calibration)
+
+
+def calibrate_keyword(bundle: ModelBundle, kw: EnrolledKeyword, fa_target_per_h: float,
+                      bank=None, settings=None) -> dict:
+    records = negatives.bank_records(bundle, bank, settings)
+    one = EnrolledSet([kw])
+    scores = [window_scores(r, one)[:, 0] for r in records]
+    return negatives.calibrate(scores, records, fa_target_per_h)

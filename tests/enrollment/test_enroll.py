@@ -1,0 +1,120 @@
+"""Enrollment with the shipped model on real recordings: templates, calibration, the live
+pipeline deciding enrolled keywords with the bundle's own Decision, and storage."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from kwsd.audio.audiofile import read_audio_16k
+from kwsd.config import default_model_path
+from kwsd.engine.pipeline import Pipeline
+from kwsd.enrollment import store
+from kwsd.enrollment.detector import EnrolledSet
+from kwsd.enrollment.enroll import enroll
+from kwsd.enrollment.features import encoder_id
+from kwsd.events import EventKind
+from kwsd.model.bundle import load_bundle
+from recordings import DATA, SPEECH_WAV, WUW_8KHZ_WAV
+
+OPERATOR_17 = DATA / "wuw-dev" / "00017" / "WUWII00017_001.wav"
+VOYAGER_7 = DATA / "wuw-dev" / "00007" / "WUWII00007_005.wav"
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    import torch
+
+    torch.set_num_threads(1)
+    return load_bundle(default_model_path())
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    """A small negative bank: real speech without the phrase (4 s of command words)."""
+    d = tmp_path_factory.mktemp("bank")
+    shutil.copy(SPEECH_WAV, d / "speech.wav")
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KWSD_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_one_example_enrolls_and_the_stream_finds_it(bundle, bank):
+    example = read_audio_16k(OPERATOR_17)
+    res = enroll(bundle, "hey op", [example], bank=bank)
+    assert res.ok, [c.describe() for c in res.checks]
+    kw = res.keyword
+    assert kw.encoder_id == encoder_id(bundle) and kw.encoder_id.startswith("sha256:")
+    assert 0.0 < kw.threshold < 1.0
+    assert res.calibration["bank_hours"] > 0
+    assert 0.25 < kw.duration_s < 1.0
+
+    speech = read_audio_16k(SPEECH_WAV)
+    gap = np.zeros(8000, np.int16)
+    stream = np.concatenate([speech, gap, example, gap])
+    events = Pipeline(bundle, "t", enrolled=EnrolledSet([kw])).run(stream)
+    found = [e for e in events if e.kind == EventKind.DETECTION and e.keyword == "hey op"]
+    assert len(found) == 1
+    e = found[0]
+    assert e.extra["enrolled"] is True and e.threshold == pytest.approx(kw.threshold)
+    assert e.confidence >= kw.threshold
+    offset = (len(speech) + len(gap)) / 16000
+    assert offset + 0.3 < e.end_s < offset + 1.6        # the phrase is at 0.56-1.18 s in the clip
+    # bundle keywords keep their events, marked as not enrolled
+    assert all(not ev.extra["enrolled"] for ev in events
+               if ev.kind == EventKind.DETECTION and ev.keyword != "hey op")
+
+
+def test_bad_examples_are_refused_with_reasons(bundle, bank):
+    good = read_audio_16k(OPERATOR_17)
+    short = good[9000:10600]                     # 0.1 s of the word
+    res = enroll(bundle, "hey op", [good, short], bank=bank)
+    assert not res.ok and res.keyword is None
+    assert res.checks[0].ok
+    assert any("too short" in p for p in res.checks[1].problems)
+
+
+def test_different_words_are_unlike_each_other(bundle, bank):
+    same_a, same_b = read_audio_16k(OPERATOR_17), read_audio_16k(WUW_8KHZ_WAV)
+    res = enroll(bundle, "hey op", [same_a, same_b, same_a, read_audio_16k(VOYAGER_7)],
+                 bank=bank)
+    assert not res.ok
+    assert [c.index for c in res.checks if not c.ok] == [3]
+    assert "unlike the others" in res.checks[3].problems[0]
+
+
+def test_store_round_trip_mismatch_and_removal(bundle, bank, tmp_path):
+    example = read_audio_16k(OPERATOR_17)
+    kw = enroll(bundle, "hey op", [example], bank=bank).keyword
+    root = tmp_path / "keywords"
+    store.save(kw, [example], root)
+    (loaded,), problems = store.load_for_encoder(kw.encoder_id, root)
+    assert problems == []
+    assert loaded.name == "hey op" and loaded.threshold == pytest.approx(kw.threshold)
+    assert all(np.allclose(a, b) for a, b in zip(loaded.templates, kw.templates, strict=True))
+    assert np.array_equal(store.kept_examples("hey op", root)[0], example)
+
+    usable, problems = store.load_for_encoder("sha256:0000000000000000", root)
+    assert usable == []
+    assert "made for encoder" in problems[0] and "--again" in problems[0]
+
+    store.remove("Hey  Op", root)
+    assert store.list_keywords(root) == []
+    with pytest.raises(store.StoreError, match="no enrolled keyword"):
+        store.remove("hey op", root)
+
+
+@pytest.mark.parametrize("name", ["", "x" * 41, "hey/op", "-op", "_unknown_"])
+def test_bad_names_are_refused(name):
+    with pytest.raises(store.StoreError):
+        store.check_name(name)
+
+
+def test_a_model_keyword_cannot_be_enrolled_again(bundle):
+    with pytest.raises(store.StoreError, match="already a keyword"):
+        store.check_name(bundle.keywords[0].upper(), bundle.keywords)
+    assert store.check_name("  Hey   Op ") == "hey op"
