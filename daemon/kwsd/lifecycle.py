@@ -131,6 +131,10 @@ class Lifecycle:
             if self.on_ready is not None:
                 self.on_ready(self)          # e.g. the demo's subscriber: before any event
             daemon.start_sources()
+            # Health says SERVING before "ready" is announced (its poller would take a while).
+            health = getattr(self.server, "health", None)
+            if health is not None:
+                health.update()
         except (DaemonError, ConfigError) as exc:
             log.error("cannot start: %s", exc)
             self.notifier.status(f"failed: {exc}")

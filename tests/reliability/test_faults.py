@@ -78,6 +78,19 @@ def serve(random_bundle, tmp_path, sock_dir):
         proc.kill()
 
 
+def test_health_is_serving_once_serve_says_ready(serve):
+    """The moment `kwsd serve` logs "ready:" (and sends READY=1), health says SERVING. It said
+    NOT_SERVING for up to a poll interval after that (GetStatus: serving, uptime under 0.25 s),
+    because Check answered from a poller that had not looked since the sources started. That is
+    the status of issue 11's failure of test_clients_vanish_mid_stream on a busy machine
+    (NOT_SERVING, GetStatus serving with an uptime of 0.22 s)."""
+    with grpc.insecure_channel(f"unix:{serve.sock}") as channel:
+        health = _health(channel)
+        status = pb_grpc.KwsdStub(channel).GetStatus(pb.GetStatusRequest())
+    assert status.serving, status
+    assert health == health_pb2.HealthCheckResponse.SERVING, (status, serve.log[-10:])
+
+
 def _detect(channel, samples: np.ndarray) -> list[tuple]:
     from .server import detection_key
 
