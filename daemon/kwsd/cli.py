@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "listen": "subscribe to a running daemon and print or act on detections",
     "demo": "serve the bundled demo model on the default microphone or the demo recording",
     "devices": "list audio input devices",
+    "enroll": "enroll your own keyword from a few recordings",
+    "keywords": "list or remove enrolled keywords",
     "train": "train a keyword model bundle",
     "distill": "distil a small encoder from a pretrained teacher",
     "eval": "evaluate a model bundle on a manifest of WAV files",

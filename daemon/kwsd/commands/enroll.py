@@ -1,0 +1,83 @@
+"""`kwsd enroll NAME --wav A B C`: add your own keyword from a few recordings.
+
+Each example is trimmed and checked (too short, too long, clipped, too quiet, unlike the
+others); the keyword's threshold is set for a false-alarm target on the real speech that ships
+with kwsd (models/negatives). The keyword is stored in the user's (or the service's) data
+directory with the encoder it was made for; a running daemon picks it up without a restart.
+`--again` re-enrolls from the kept examples after a model change.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "enroll your own keyword from a few recordings"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help='the phrase, e.g. "hey kitchen" (a-z, digits, spaces, - \')')
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--wav", nargs="+", type=Path, metavar="FILE",
+                     help="example recordings (WAV, FLAC or Ogg; any rate), one phrase each")
+    src.add_argument("--again", action="store_true",
+                     help="re-enroll from the kept examples (after a model change)")
+    parser.add_argument("--config", default=None, help="kwsd.toml (for the model path)")
+    parser.add_argument("--model", type=Path, default=None, help="model bundle folder")
+    parser.add_argument("--fa-target", type=float, default=None, metavar="PER_HOUR",
+                        help="false alarms per hour the threshold aims at (default 1)")
+    parser.add_argument("--no-keep-audio", action="store_true",
+                        help="do not keep the examples (no --again after a model change)")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="keywords directory (default: $XDG_DATA_HOME/kwsd/keywords, "
+                             "/var/lib/kwsd/keywords for the service)")
+
+
+def model_path(args: argparse.Namespace) -> Path:
+    if args.model:
+        return args.model
+    from kwsd.config import load_config
+
+    return load_config(args.config, missing_ok=True).model_path()
+
+
+def run(args: argparse.Namespace) -> int:
+    from kwsd.audio.audiofile import AudioFileError, read_audio_16k
+    from kwsd.enrollment import store
+    from kwsd.enrollment.enroll import DEFAULT_FA_PER_H, EnrollmentError, enroll
+    from kwsd.model.bundle import ModelBundleError, load_bundle
+
+    try:
+        bundle = load_bundle(model_path(args))
+    except ModelBundleError as exc:
+        print(f"kwsd enroll: {exc}")
+        return 2
+    try:
+        name = store.check_name(args.name, bundle.keywords)
+        if args.again:
+            examples = store.kept_examples(name, args.dir)
+            old = store.load(store._folder(Path(args.dir or store.keywords_dir()), name))
+            target = args.fa_target or old.fa_target_per_h
+        else:
+            examples = [read_audio_16k(p) for p in args.wav]
+            target = args.fa_target or DEFAULT_FA_PER_H
+    except (store.StoreError, AudioFileError, ValueError) as exc:
+        print(f"kwsd enroll: {exc}")
+        return 2
+    try:
+        result = enroll(bundle, name, examples, fa_target_per_h=target)
+    except EnrollmentError as exc:
+        print(f"kwsd enroll: {exc}")
+        return 2
+    for check in result.checks:
+        print(check.describe())
+    if not result.ok:
+        print(f"kwsd enroll: {name!r} not enrolled: replace the examples marked above")
+        return 1
+    kw = result.keyword
+    folder = store.save(kw, None if args.no_keep_audio else examples, args.dir)
+    cal = result.calibration
+    print(f"enrolled {name!r}: {len(kw.templates)} template(s), threshold {kw.threshold:.3f} "
+          f"for {target:g} false alarm(s)/h on {cal['bank_hours'] * 60:.1f} min of real speech "
+          f"({cal['method']}), encoder {kw.encoder_id}, {result.seconds:.1f} s -> {folder}")
+    return 0
