@@ -160,6 +160,8 @@ class Daemon:
         self._lock = threading.RLock()
         self._bundle_sig: tuple = ()
         self._closed_stats = {"audio_s": 0.0, "busy_s": 0.0, "open_s": 0.0}
+        self.enrolled: Any = None           # kwsd.enrollment: keywords a user enrolled
+        self._keywords_watcher: Any = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -183,6 +185,12 @@ class Daemon:
         except ModelBundleError as exc:
             raise DaemonError(f"model.path: {exc}") from None
         self._bundle_sig = _bundle_signature(path)
+        from kwsd.enrollment.live import KeywordsWatcher, load_enrolled
+
+        self.enrolled = load_enrolled(self.bundle)
+        if self._keywords_watcher is None:
+            self._keywords_watcher = KeywordsWatcher(self.refresh_enrolled)
+            self._keywords_watcher.start()
         self.thresholds = resolve_thresholds(
             self.bundle.keywords,
             sensitivity_thresholds(self.bundle, self.settings.decision.sensitivity),
@@ -210,13 +218,15 @@ class Daemon:
             source = make_source(config)
         except SourceError as exc:
             raise DaemonError(f"audio: {exc}") from None
-        pipeline = Pipeline(bundle, source.source_id, settings)
+        pipeline = Pipeline(bundle, source.source_id, settings, enrolled=self.enrolled)
         return SourceRunner(source, pipeline, self.bus)
 
     def stop(self, timeout: float = 1.5) -> None:
         """Stop sources and threads, then close the bus (every subscriber's stream ends)."""
         self.stopping = True
         self.serving = False
+        if self._keywords_watcher is not None:
+            self._keywords_watcher.stop()
         deadline = time.monotonic() + timeout
         with self._lock:
             runners = list(self._runners)
@@ -245,7 +255,7 @@ class Daemon:
         """A fresh pipeline for a client's audio, sharing the loaded model."""
         if self.bundle is None or self.stopping:
             raise DaemonError("not serving")
-        pipeline = Pipeline(self.bundle, source_id, self.settings)
+        pipeline = Pipeline(self.bundle, source_id, self.settings, enrolled=self.enrolled)
         with self._lock:
             self._open_streams()
             self._streams.add(pipeline)
@@ -314,6 +324,20 @@ class Daemon:
                 f"of audio; rtf {st['rtf']:.3f}; {det} detections; "
                 f"{len(st['subscribers'])} subscribers")
 
+    def refresh_enrolled(self) -> None:
+        """Enrolled keywords changed on disk: the sources' pipelines switch between two chunks
+        (like a reload); client streams opened from now on get them too."""
+        from kwsd.enrollment.live import load_enrolled
+
+        if self.bundle is None or self.stopping:
+            return
+        self.enrolled = load_enrolled(self.bundle)
+        with self._lock:
+            runners = list(self._runners)
+        for r in runners:
+            r.replace_pipeline(Pipeline(self.bundle, r.source.source_id, self.settings,
+                                        enrolled=self.enrolled))
+
     # --- reload --------------------------------------------------------------------------------
     def reload(self, config: Config | None = None) -> bool:
         """Re-read the config file (same CLI overrides) and apply thresholds, VAD, model and
@@ -336,14 +360,19 @@ class Daemon:
                 bundle.keywords,
                 sensitivity_thresholds(bundle, settings.decision.sensitivity),
                 settings.decision)
+            enrolled = self.enrolled
+            if bundle is not self.bundle:
+                from kwsd.enrollment.live import load_enrolled
+
+                enrolled = self.enrolled = load_enrolled(bundle)
             source_changed = new.audio != self.config.audio
             with self._lock:
                 old_runners = list(self._runners)
             if source_changed:
                 new_runners = [self._make_runner(new, bundle, settings)]
             else:
-                new_pipelines = [Pipeline(bundle, r.source.source_id, settings)
-                                 for r in old_runners]
+                new_pipelines = [Pipeline(bundle, r.source.source_id, settings,
+                                          enrolled=enrolled) for r in old_runners]
         except (ConfigError, DaemonError, ValueError, OSError) as exc:
             self.last_reload_error = str(exc)
             log.error("reload failed, keeping the running configuration: %s", exc)
