@@ -95,6 +95,7 @@ class ApiConfig:
     tls_client_names: tuple[str, ...] = ()  # mutual TLS: allowed client cert names; () = any
     token: str = ""
     insecure_loopback: bool = False
+    enroll_over_tcp: bool = False       # EnrollKeyword/DeleteKeyword from TCP callers too
     max_streams: int = 16
     max_subscribers: int = 128          # Subscribe calls at once (each holds a server thread)
     max_chunk_bytes: int = 256 * 1024
@@ -328,6 +329,7 @@ _CHECKS: dict[str, tuple[type, dict[str, Any]]] = {
         "tls_client_names": _names,
         "token": lambda o, v: _check_str(o, v),
         "insecure_loopback": _check_bool,
+        "enroll_over_tcp": _check_bool,
         "max_streams": lambda o, v: _check_int(o, v, 1, 10000),
         "max_subscribers": lambda o, v: _check_int(o, v, 1, 10000),
         "max_chunk_bytes": lambda o, v: _check_int(o, v, 320, 64 * 1024 * 1024),

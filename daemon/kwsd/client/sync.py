@@ -160,6 +160,38 @@ class KwsdClient:
     def detect_wav(self, path: str | Path, **kwargs) -> DetectResult:
         return self.detect(wav_audio(path), **kwargs)
 
+    # -- enrolled keywords -----------------------------------------------------------------
+
+    def enroll_keyword(self, name: str, examples: Iterable[np.ndarray | ClientAudio | str | Path],
+                       sample_rate: int = 16_000, *, fa_target_per_hour: float = 0.0,
+                       keep_audio: bool = True) -> pb.EnrollResponse:
+        """Enroll `name` from a few recordings (arrays at `sample_rate`, ClientAudio, or audio
+        files); the response has each example's checks and, if enrolled, the threshold."""
+        audios = [e if isinstance(e, ClientAudio)
+                  else wav_audio(e) if isinstance(e, str | Path)
+                  else client_audio(e, sample_rate) for e in examples]
+        if not audios:
+            raise ValueError("no examples")
+        rates = {(a.sample_rate, a.channels) for a in audios}
+        if len(rates) != 1:
+            raise ValueError(f"examples differ in rate/channels {sorted(rates)}: use one format")
+        rate, channels = rates.pop()
+        requests = [pb.EnrollRequest(config=pb.EnrollConfig(
+            name=name, sample_rate_hz=rate, encoding=pb.LINEAR16, channels=channels,
+            fa_target_per_hour=fa_target_per_hour, keep_audio=keep_audio))]
+        requests += [pb.EnrollRequest(example=np.ascontiguousarray(a.frames, "<i2").tobytes())
+                     for a in audios]
+        return self._stub.EnrollKeyword(iter(requests), timeout=max(self.timeout_s or 0, 300),
+                                        metadata=self.connection.metadata)
+
+    def list_keywords(self) -> list[pb.EnrolledKeyword]:
+        return list(self._stub.ListKeywords(pb.ListKeywordsRequest(), timeout=self.timeout_s,
+                                            metadata=self.connection.metadata).keywords)
+
+    def delete_keyword(self, name: str) -> None:
+        self._stub.DeleteKeyword(pb.DeleteKeywordRequest(name=name), timeout=self.timeout_s,
+                                 metadata=self.connection.metadata)
+
     def wait_ready(self, timeout_s: float = 10.0) -> None:
         """Block until the daemon answers (for scripts that start it just before)."""
         deadline = time.monotonic() + timeout_s

@@ -32,7 +32,10 @@ REFRACTORY_S = 1.0
 
 
 def default_bank_path() -> Path:
-    """models/negatives in the source tree, or <prefix>/share/kwsd/models/negatives."""
+    """$KWSD_NEGATIVES_DIR, else models/negatives in the source tree, else
+    <prefix>/share/kwsd/models/negatives."""
+    if os.environ.get("KWSD_NEGATIVES_DIR"):
+        return Path(os.environ["KWSD_NEGATIVES_DIR"])
     here = Path(__file__).resolve()
     for candidate in (here.parents[3] / "models" / "negatives",
                       Path(sys.prefix) / "share" / "kwsd" / "models" / "negatives"):

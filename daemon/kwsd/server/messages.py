@@ -69,6 +69,7 @@ def event_to_pb(event: Event, *, sequence: int | None = None, events_lost: int =
         sequence=int(event.sequence if sequence is None else sequence),
         model_id=event.model_id,
         events_lost=int(events_lost),
+        enrolled=bool(event.extra.get("enrolled", False)),
     )
 
 
@@ -85,7 +86,7 @@ def event_from_pb(msg: pb.Event) -> Event:
         confidence=msg.confidence,
         threshold=msg.threshold,
         sequence=msg.sequence,
-        extra={"events_lost": msg.events_lost},
+        extra={"events_lost": msg.events_lost, "enrolled": msg.enrolled},
     )
 
 

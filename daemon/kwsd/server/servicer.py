@@ -96,7 +96,8 @@ class KwsdServicer(pb_grpc.KwsdServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{what}: {request.describe()}")
 
     def _keywords(self) -> list[str]:
-        return list(self.daemon.bundle.keywords)
+        enrolled = getattr(self.daemon, "enrolled", None)
+        return list(self.daemon.bundle.keywords) + (list(enrolled.names) if enrolled else [])
 
     def _precision(self) -> str:
         """The encoder precision the daemon's streams run (the same resolution as Pipeline)."""
@@ -108,8 +109,15 @@ class KwsdServicer(pb_grpc.KwsdServicer):
     def GetModel(self, request: pb.GetModelRequest, context) -> pb.ModelInfo:
         self._check_available(context)
         self._check_decoded(request, context)
-        return model_info(self.daemon.bundle, getattr(self.daemon, "thresholds", None),
+        info = model_info(self.daemon.bundle, getattr(self.daemon, "thresholds", None),
                           self.limits, self._precision())
+        enrolled = getattr(self.daemon, "enrolled", None)
+        if enrolled:
+            info.keywords.extend(enrolled.names)
+            info.enrolled_keywords.extend(enrolled.names)
+            for name, thr in enrolled.thresholds.items():
+                info.thresholds[name] = float(thr)
+        return info
 
     def GetStatus(self, request: pb.GetStatusRequest, context) -> pb.Status:
         self._check_available(context)
@@ -157,6 +165,96 @@ class KwsdServicer(pb_grpc.KwsdServicer):
             sub.close()
             with self._subs_lock:
                 self._subs.discard(sub)
+
+    # -- enrolled keywords -----------------------------------------------------------------
+
+    def _check_may_change(self, context) -> None:
+        """Enrolling changes the daemon: Unix-socket callers only, unless configured."""
+        from kwsd.server.auth import _peer_is_local_socket
+
+        api = getattr(getattr(self.daemon, "config", None), "api", None)
+        if not _peer_is_local_socket(context) and not getattr(api, "enroll_over_tcp", False):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          "enrolling and deleting keywords is allowed on the Unix socket only "
+                          "(set api.enroll_over_tcp to allow TCP callers)")
+
+    def EnrollKeyword(self, request_iterator, context) -> pb.EnrollResponse:
+        from kwsd.enrollment import store
+        from kwsd.enrollment.enroll import DEFAULT_FA_PER_H, EnrollmentError, enroll
+        from kwsd.server.enroll import (
+            MAX_EXAMPLES,
+            check_config,
+            check_pb,
+            decode_example,
+            keyword_pb,
+        )
+
+        self._check_available(context)
+        self._check_may_change(context)
+        first = next(request_iterator, None)
+        self._check_decoded(first, context, "message 1")
+        if first is None or first.WhichOneof("request") != "config":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "message 1 must carry an EnrollConfig (name and audio format)")
+        cfg = first.config
+        examples = []
+        try:
+            check_config(cfg)
+            name = store.check_name(cfg.name, self.daemon.bundle.keywords)
+            for i, req in enumerate(request_iterator, start=2):
+                self._check_decoded(req, context, f"message {i}")
+                if req.WhichOneof("request") != "example":
+                    raise BadRequest(f"message {i}: after the config only examples may follow")
+                if len(examples) >= MAX_EXAMPLES:
+                    raise BadRequest(f"at most {MAX_EXAMPLES} examples")
+                examples.append(decode_example(cfg, req.example, len(examples)))
+            if not examples:
+                raise BadRequest("no examples: send at least one utterance of the phrase")
+            target = cfg.fa_target_per_hour or DEFAULT_FA_PER_H
+            result = enroll(self.daemon.bundle, name, examples, fa_target_per_h=target,
+                            settings=getattr(self.daemon, "settings", None))
+        except (BadRequest, store.StoreError, EnrollmentError, AudioFormatError) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        out = pb.EnrollResponse(enrolled=result.ok, seconds=float(result.seconds),
+                                checks=[check_pb(c) for c in result.checks])
+        if result.ok:
+            store.save(result.keyword, examples if cfg.keep_audio else None)
+            refresh = getattr(self.daemon, "refresh_enrolled", None)
+            if refresh is not None:
+                refresh()
+            out.keyword.CopyFrom(keyword_pb(result.keyword, True))
+        return out
+
+    def ListKeywords(self, request: pb.ListKeywordsRequest, context) -> pb.ListKeywordsResponse:
+        from kwsd.enrollment import store
+        from kwsd.enrollment.features import encoder_id
+        from kwsd.server.enroll import keyword_pb
+
+        self._check_available(context)
+        self._check_decoded(request, context)
+        current = encoder_id(self.daemon.bundle)
+        try:
+            kws = store.list_keywords()
+        except store.StoreError as exc:
+            context.abort(grpc.StatusCode.INTERNAL, str(exc))
+        return pb.ListKeywordsResponse(
+            keywords=[keyword_pb(k, k.encoder_id == current) for k in kws])
+
+    def DeleteKeyword(self, request: pb.DeleteKeywordRequest, context
+                      ) -> pb.DeleteKeywordResponse:
+        from kwsd.enrollment import store
+
+        self._check_available(context)
+        self._check_may_change(context)
+        self._check_decoded(request, context)
+        try:
+            store.remove(request.name)
+        except store.StoreError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        refresh = getattr(self.daemon, "refresh_enrolled", None)
+        if refresh is not None:
+            refresh()
+        return pb.DeleteKeywordResponse()
 
     # -- Detect ----------------------------------------------------------------------------
 

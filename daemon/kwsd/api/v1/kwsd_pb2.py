@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12kwsd/v1/kwsd.proto\x12\x07kwsd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x02\n\x05\x45vent\x12 \n\x04kind\x18\x01 \x01(\x0e\x32\x12.kwsd.v1.EventKind\x12\x0f\n\x07keyword\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12\x11\n\tsource_id\x18\x05 \x01(\t\x12\x14\n\x0cstart_sample\x18\x06 \x01(\x03\x12\x12\n\nend_sample\x18\x07 \x01(\x03\x12/\n\x0cstart_offset\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nend_offset\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\twall_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x0b \x01(\x04\x12\x10\n\x08model_id\x18\x0c \x01(\t\x12\x13\n\x0b\x65vents_lost\x18\r \x01(\x04\"\x83\x01\n\x10SubscribeRequest\x12\x10\n\x08keywords\x18\x01 \x03(\t\x12\x16\n\x0emin_confidence\x18\x02 \x01(\x02\x12\x0f\n\x07sources\x18\x03 \x03(\t\x12\x1f\n\x17include_speech_activity\x18\x04 \x01(\x08\x12\x13\n\x0b\x63lient_name\x18\x05 \x01(\t\"\x9b\x01\n\x0c\x44\x65tectConfig\x12\x16\n\x0esample_rate_hz\x18\x01 \x01(\x05\x12(\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x16.kwsd.v1.AudioEncoding\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\x12\x10\n\x08keywords\x18\x04 \x03(\t\x12\x16\n\x0emin_confidence\x18\x05 \x01(\x02\x12\r\n\x05label\x18\x06 \x01(\t\"T\n\rDetectRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x15.kwsd.v1.DetectConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"l\n\x0e\x44\x65tectResponse\x12#\n\tdetection\x18\x01 \x01(\x0b\x32\x0e.kwsd.v1.EventH\x00\x12)\n\x07summary\x18\x02 \x01(\x0b\x32\x16.kwsd.v1.DetectSummaryH\x00\x42\n\n\x08response\"\xb4\x01\n\rDetectSummary\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x14\n\x0cinput_frames\x18\x02 \x01(\x03\x12\x19\n\x11samples_processed\x18\x03 \x01(\x03\x12\x31\n\x0e\x61udio_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\ndetections\x18\x05 \x01(\x03\x12\x18\n\x10real_time_factor\x18\x06 \x01(\x02\"\x11\n\x0fGetModelRequest\"\x95\x03\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x10\n\x08keywords\x18\x04 \x03(\t\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x36\n\nthresholds\x18\x06 \x03(\x0b\x32\".kwsd.v1.ModelInfo.ThresholdsEntry\x12\x16\n\x0esample_rate_hz\x18\x07 \x01(\x05\x12\x16\n\x0ewindow_samples\x18\x08 \x01(\x03\x12\x13\n\x0bhop_samples\x18\t \x01(\x03\x12)\n\x06window\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03hop\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1f\n\x06limits\x18\x0c \x01(\x0b\x32\x0f.kwsd.v1.Limits\x12\x11\n\tprecision\x18\r \x01(\t\x1a\x31\n\x0fThresholdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x9f\x01\n\x06Limits\x12\x13\n\x0bmax_streams\x18\x01 \x01(\x05\x12\x17\n\x0fmax_chunk_bytes\x18\x02 \x01(\x05\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\x05\x12\x1a\n\x12min_sample_rate_hz\x18\x04 \x01(\x05\x12\x1a\n\x12max_sample_rate_hz\x18\x05 \x01(\x05\x12\x14\n\x0cmax_channels\x18\x06 \x01(\x05\"\x12\n\x10GetStatusRequest\"\xa0\x01\n\x0cSourceStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.kwsd.v1.SourceState\x12\x14\n\x0cstate_detail\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12\x11\n\toverflows\x18\x06 \x01(\x03\x12\x18\n\x10real_time_factor\x18\x07 \x01(\x02\"E\n\x10SubscriberStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x13\n\x0b\x65vents_lost\x18\x03 \x01(\x03\"\x84\x03\n\x06Status\x12)\n\x06uptime\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x07sources\x18\x02 \x03(\x0b\x32\x15.kwsd.v1.SourceStatus\x12\x16\n\x0evad_duty_cycle\x18\x03 \x01(\x02\x12\x18\n\x10real_time_factor\x18\x04 \x01(\x02\x12\x11\n\toverflows\x18\x05 \x01(\x03\x12\x14\n\x0cstreams_open\x18\x06 \x01(\x05\x12.\n\x0bsubscribers\x18\x07 \x03(\x0b\x32\x19.kwsd.v1.SubscriberStatus\x12\x0f\n\x07serving\x18\x08 \x01(\x08\x12\x10\n\x08stopping\x18\t \x01(\x08\x12\x10\n\x08model_id\x18\n \x01(\t\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07reloads\x18\x0c \x01(\x05\x12\x19\n\x11last_reload_error\x18\r \x01(\t\x12\x11\n\tprecision\x18\x0e \x01(\t*y\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45VENT_KIND_DETECTION\x10\x01\x12\x1b\n\x17\x45VENT_KIND_SPEECH_BEGIN\x10\x02\x12\x19\n\x15\x45VENT_KIND_SPEECH_END\x10\x03*7\n\rAudioEncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x0c\n\x08LINEAR16\x10\x01*\x95\x01\n\x0bSourceState\x12\x1c\n\x18SOURCE_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SOURCE_STATE_STARTING\x10\x01\x12\x18\n\x14SOURCE_STATE_RUNNING\x10\x02\x12\x19\n\x15SOURCE_STATE_DEGRADED\x10\x03\x12\x18\n\x14SOURCE_STATE_STOPPED\x10\x04\x32\xf2\x01\n\x04Kwsd\x12\x38\n\tSubscribe\x12\x19.kwsd.v1.SubscribeRequest\x1a\x0e.kwsd.v1.Event0\x01\x12=\n\x06\x44\x65tect\x12\x16.kwsd.v1.DetectRequest\x1a\x17.kwsd.v1.DetectResponse(\x01\x30\x01\x12\x38\n\x08GetModel\x12\x18.kwsd.v1.GetModelRequest\x1a\x12.kwsd.v1.ModelInfo\x12\x37\n\tGetStatus\x12\x19.kwsd.v1.GetStatusRequest\x1a\x0f.kwsd.v1.Statusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12kwsd/v1/kwsd.proto\x12\x07kwsd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x02\n\x05\x45vent\x12 \n\x04kind\x18\x01 \x01(\x0e\x32\x12.kwsd.v1.EventKind\x12\x0f\n\x07keyword\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12\x11\n\tsource_id\x18\x05 \x01(\t\x12\x14\n\x0cstart_sample\x18\x06 \x01(\x03\x12\x12\n\nend_sample\x18\x07 \x01(\x03\x12/\n\x0cstart_offset\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nend_offset\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\twall_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x0b \x01(\x04\x12\x10\n\x08model_id\x18\x0c \x01(\t\x12\x13\n\x0b\x65vents_lost\x18\r \x01(\x04\x12\x10\n\x08\x65nrolled\x18\x0e \x01(\x08\"\x83\x01\n\x10SubscribeRequest\x12\x10\n\x08keywords\x18\x01 \x03(\t\x12\x16\n\x0emin_confidence\x18\x02 \x01(\x02\x12\x0f\n\x07sources\x18\x03 \x03(\t\x12\x1f\n\x17include_speech_activity\x18\x04 \x01(\x08\x12\x13\n\x0b\x63lient_name\x18\x05 \x01(\t\"\x9b\x01\n\x0c\x44\x65tectConfig\x12\x16\n\x0esample_rate_hz\x18\x01 \x01(\x05\x12(\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x16.kwsd.v1.AudioEncoding\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\x12\x10\n\x08keywords\x18\x04 \x03(\t\x12\x16\n\x0emin_confidence\x18\x05 \x01(\x02\x12\r\n\x05label\x18\x06 \x01(\t\"T\n\rDetectRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x15.kwsd.v1.DetectConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"l\n\x0e\x44\x65tectResponse\x12#\n\tdetection\x18\x01 \x01(\x0b\x32\x0e.kwsd.v1.EventH\x00\x12)\n\x07summary\x18\x02 \x01(\x0b\x32\x16.kwsd.v1.DetectSummaryH\x00\x42\n\n\x08response\"\xb4\x01\n\rDetectSummary\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x14\n\x0cinput_frames\x18\x02 \x01(\x03\x12\x19\n\x11samples_processed\x18\x03 \x01(\x03\x12\x31\n\x0e\x61udio_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\ndetections\x18\x05 \x01(\x03\x12\x18\n\x10real_time_factor\x18\x06 \x01(\x02\"\x11\n\x0fGetModelRequest\"\xb0\x03\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x10\n\x08keywords\x18\x04 \x03(\t\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x36\n\nthresholds\x18\x06 \x03(\x0b\x32\".kwsd.v1.ModelInfo.ThresholdsEntry\x12\x16\n\x0esample_rate_hz\x18\x07 \x01(\x05\x12\x16\n\x0ewindow_samples\x18\x08 \x01(\x03\x12\x13\n\x0bhop_samples\x18\t \x01(\x03\x12)\n\x06window\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03hop\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1f\n\x06limits\x18\x0c \x01(\x0b\x32\x0f.kwsd.v1.Limits\x12\x11\n\tprecision\x18\r \x01(\t\x12\x19\n\x11\x65nrolled_keywords\x18\x0e \x03(\t\x1a\x31\n\x0fThresholdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x9f\x01\n\x06Limits\x12\x13\n\x0bmax_streams\x18\x01 \x01(\x05\x12\x17\n\x0fmax_chunk_bytes\x18\x02 \x01(\x05\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\x05\x12\x1a\n\x12min_sample_rate_hz\x18\x04 \x01(\x05\x12\x1a\n\x12max_sample_rate_hz\x18\x05 \x01(\x05\x12\x14\n\x0cmax_channels\x18\x06 \x01(\x05\"\x12\n\x10GetStatusRequest\"\xa0\x01\n\x0cSourceStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.kwsd.v1.SourceState\x12\x14\n\x0cstate_detail\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12\x11\n\toverflows\x18\x06 \x01(\x03\x12\x18\n\x10real_time_factor\x18\x07 \x01(\x02\"E\n\x10SubscriberStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x13\n\x0b\x65vents_lost\x18\x03 \x01(\x03\"\x84\x03\n\x06Status\x12)\n\x06uptime\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x07sources\x18\x02 \x03(\x0b\x32\x15.kwsd.v1.SourceStatus\x12\x16\n\x0evad_duty_cycle\x18\x03 \x01(\x02\x12\x18\n\x10real_time_factor\x18\x04 \x01(\x02\x12\x11\n\toverflows\x18\x05 \x01(\x03\x12\x14\n\x0cstreams_open\x18\x06 \x01(\x05\x12.\n\x0bsubscribers\x18\x07 \x03(\x0b\x32\x19.kwsd.v1.SubscriberStatus\x12\x0f\n\x07serving\x18\x08 \x01(\x08\x12\x10\n\x08stopping\x18\t \x01(\x08\x12\x10\n\x08model_id\x18\n \x01(\t\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07reloads\x18\x0c \x01(\x05\x12\x19\n\x11last_reload_error\x18\r \x01(\t\x12\x11\n\tprecision\x18\x0e \x01(\t\"\xa0\x01\n\x0c\x45nrollConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12(\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x16.kwsd.v1.AudioEncoding\x12\x10\n\x08\x63hannels\x18\x04 \x01(\x05\x12\x1a\n\x12\x66\x61_target_per_hour\x18\x05 \x01(\x02\x12\x12\n\nkeep_audio\x18\x06 \x01(\x08\"V\n\rEnrollRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x15.kwsd.v1.EnrollConfigH\x00\x12\x11\n\x07\x65xample\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"W\n\x0c\x45xampleCheck\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x12\n\nduration_s\x18\x02 \x01(\x02\x12\x12\n\nlevel_dbfs\x18\x03 \x01(\x02\x12\x10\n\x08problems\x18\x04 \x03(\t\"\x85\x01\n\x0f\x45nrolledKeyword\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tthreshold\x18\x02 \x01(\x02\x12\x11\n\ttemplates\x18\x03 \x01(\x05\x12\x12\n\nencoder_id\x18\x04 \x01(\t\x12\x1a\n\x12\x66\x61_target_per_hour\x18\x05 \x01(\x02\x12\x0e\n\x06usable\x18\x06 \x01(\x08\"\x85\x01\n\x0e\x45nrollResponse\x12\x10\n\x08\x65nrolled\x18\x01 \x01(\x08\x12)\n\x07keyword\x18\x02 \x01(\x0b\x32\x18.kwsd.v1.EnrolledKeyword\x12%\n\x06\x63hecks\x18\x03 \x03(\x0b\x32\x15.kwsd.v1.ExampleCheck\x12\x0f\n\x07seconds\x18\x04 \x01(\x02\"\x15\n\x13ListKeywordsRequest\"B\n\x14ListKeywordsResponse\x12*\n\x08keywords\x18\x01 \x03(\x0b\x32\x18.kwsd.v1.EnrolledKeyword\"$\n\x14\x44\x65leteKeywordRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteKeywordResponse*y\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45VENT_KIND_DETECTION\x10\x01\x12\x1b\n\x17\x45VENT_KIND_SPEECH_BEGIN\x10\x02\x12\x19\n\x15\x45VENT_KIND_SPEECH_END\x10\x03*7\n\rAudioEncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x0c\n\x08LINEAR16\x10\x01*\x95\x01\n\x0bSourceState\x12\x1c\n\x18SOURCE_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SOURCE_STATE_STARTING\x10\x01\x12\x18\n\x14SOURCE_STATE_RUNNING\x10\x02\x12\x19\n\x15SOURCE_STATE_DEGRADED\x10\x03\x12\x18\n\x14SOURCE_STATE_STOPPED\x10\x04\x32\xd3\x03\n\x04Kwsd\x12\x38\n\tSubscribe\x12\x19.kwsd.v1.SubscribeRequest\x1a\x0e.kwsd.v1.Event0\x01\x12=\n\x06\x44\x65tect\x12\x16.kwsd.v1.DetectRequest\x1a\x17.kwsd.v1.DetectResponse(\x01\x30\x01\x12\x38\n\x08GetModel\x12\x18.kwsd.v1.GetModelRequest\x1a\x12.kwsd.v1.ModelInfo\x12\x37\n\tGetStatus\x12\x19.kwsd.v1.GetStatusRequest\x1a\x0f.kwsd.v1.Status\x12\x42\n\rEnrollKeyword\x12\x16.kwsd.v1.EnrollRequest\x1a\x17.kwsd.v1.EnrollResponse(\x01\x12K\n\x0cListKeywords\x12\x1c.kwsd.v1.ListKeywordsRequest\x1a\x1d.kwsd.v1.ListKeywordsResponse\x12N\n\rDeleteKeyword\x12\x1d.kwsd.v1.DeleteKeywordRequest\x1a\x1e.kwsd.v1.DeleteKeywordResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,40 +35,58 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELINFO_THRESHOLDSENTRY']._loaded_options = None
   _globals['_MODELINFO_THRESHOLDSENTRY']._serialized_options = b'8\001'
-  _globals['_EVENTKIND']._serialized_start=2362
-  _globals['_EVENTKIND']._serialized_end=2483
-  _globals['_AUDIOENCODING']._serialized_start=2485
-  _globals['_AUDIOENCODING']._serialized_end=2540
-  _globals['_SOURCESTATE']._serialized_start=2543
-  _globals['_SOURCESTATE']._serialized_end=2692
+  _globals['_EVENTKIND']._serialized_start=3173
+  _globals['_EVENTKIND']._serialized_end=3294
+  _globals['_AUDIOENCODING']._serialized_start=3296
+  _globals['_AUDIOENCODING']._serialized_end=3351
+  _globals['_SOURCESTATE']._serialized_start=3354
+  _globals['_SOURCESTATE']._serialized_end=3503
   _globals['_EVENT']._serialized_start=97
-  _globals['_EVENT']._serialized_end=455
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=458
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=589
-  _globals['_DETECTCONFIG']._serialized_start=592
-  _globals['_DETECTCONFIG']._serialized_end=747
-  _globals['_DETECTREQUEST']._serialized_start=749
-  _globals['_DETECTREQUEST']._serialized_end=833
-  _globals['_DETECTRESPONSE']._serialized_start=835
-  _globals['_DETECTRESPONSE']._serialized_end=943
-  _globals['_DETECTSUMMARY']._serialized_start=946
-  _globals['_DETECTSUMMARY']._serialized_end=1126
-  _globals['_GETMODELREQUEST']._serialized_start=1128
-  _globals['_GETMODELREQUEST']._serialized_end=1145
-  _globals['_MODELINFO']._serialized_start=1148
-  _globals['_MODELINFO']._serialized_end=1553
-  _globals['_MODELINFO_THRESHOLDSENTRY']._serialized_start=1504
-  _globals['_MODELINFO_THRESHOLDSENTRY']._serialized_end=1553
-  _globals['_LIMITS']._serialized_start=1556
-  _globals['_LIMITS']._serialized_end=1715
-  _globals['_GETSTATUSREQUEST']._serialized_start=1717
-  _globals['_GETSTATUSREQUEST']._serialized_end=1735
-  _globals['_SOURCESTATUS']._serialized_start=1738
-  _globals['_SOURCESTATUS']._serialized_end=1898
-  _globals['_SUBSCRIBERSTATUS']._serialized_start=1900
-  _globals['_SUBSCRIBERSTATUS']._serialized_end=1969
-  _globals['_STATUS']._serialized_start=1972
-  _globals['_STATUS']._serialized_end=2360
-  _globals['_KWSD']._serialized_start=2695
-  _globals['_KWSD']._serialized_end=2937
+  _globals['_EVENT']._serialized_end=473
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=476
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=607
+  _globals['_DETECTCONFIG']._serialized_start=610
+  _globals['_DETECTCONFIG']._serialized_end=765
+  _globals['_DETECTREQUEST']._serialized_start=767
+  _globals['_DETECTREQUEST']._serialized_end=851
+  _globals['_DETECTRESPONSE']._serialized_start=853
+  _globals['_DETECTRESPONSE']._serialized_end=961
+  _globals['_DETECTSUMMARY']._serialized_start=964
+  _globals['_DETECTSUMMARY']._serialized_end=1144
+  _globals['_GETMODELREQUEST']._serialized_start=1146
+  _globals['_GETMODELREQUEST']._serialized_end=1163
+  _globals['_MODELINFO']._serialized_start=1166
+  _globals['_MODELINFO']._serialized_end=1598
+  _globals['_MODELINFO_THRESHOLDSENTRY']._serialized_start=1549
+  _globals['_MODELINFO_THRESHOLDSENTRY']._serialized_end=1598
+  _globals['_LIMITS']._serialized_start=1601
+  _globals['_LIMITS']._serialized_end=1760
+  _globals['_GETSTATUSREQUEST']._serialized_start=1762
+  _globals['_GETSTATUSREQUEST']._serialized_end=1780
+  _globals['_SOURCESTATUS']._serialized_start=1783
+  _globals['_SOURCESTATUS']._serialized_end=1943
+  _globals['_SUBSCRIBERSTATUS']._serialized_start=1945
+  _globals['_SUBSCRIBERSTATUS']._serialized_end=2014
+  _globals['_STATUS']._serialized_start=2017
+  _globals['_STATUS']._serialized_end=2405
+  _globals['_ENROLLCONFIG']._serialized_start=2408
+  _globals['_ENROLLCONFIG']._serialized_end=2568
+  _globals['_ENROLLREQUEST']._serialized_start=2570
+  _globals['_ENROLLREQUEST']._serialized_end=2656
+  _globals['_EXAMPLECHECK']._serialized_start=2658
+  _globals['_EXAMPLECHECK']._serialized_end=2745
+  _globals['_ENROLLEDKEYWORD']._serialized_start=2748
+  _globals['_ENROLLEDKEYWORD']._serialized_end=2881
+  _globals['_ENROLLRESPONSE']._serialized_start=2884
+  _globals['_ENROLLRESPONSE']._serialized_end=3017
+  _globals['_LISTKEYWORDSREQUEST']._serialized_start=3019
+  _globals['_LISTKEYWORDSREQUEST']._serialized_end=3040
+  _globals['_LISTKEYWORDSRESPONSE']._serialized_start=3042
+  _globals['_LISTKEYWORDSRESPONSE']._serialized_end=3108
+  _globals['_DELETEKEYWORDREQUEST']._serialized_start=3110
+  _globals['_DELETEKEYWORDREQUEST']._serialized_end=3146
+  _globals['_DELETEKEYWORDRESPONSE']._serialized_start=3148
+  _globals['_DELETEKEYWORDRESPONSE']._serialized_end=3171
+  _globals['_KWSD']._serialized_start=3506
+  _globals['_KWSD']._serialized_end=3973
 # @@protoc_insertion_point(module_scope)

@@ -43,7 +43,7 @@ SOURCE_STATE_DEGRADED: SourceState
 SOURCE_STATE_STOPPED: SourceState
 
 class Event(_message.Message):
-    __slots__ = ("kind", "keyword", "confidence", "threshold", "source_id", "start_sample", "end_sample", "start_offset", "end_offset", "wall_time", "sequence", "model_id", "events_lost")
+    __slots__ = ("kind", "keyword", "confidence", "threshold", "source_id", "start_sample", "end_sample", "start_offset", "end_offset", "wall_time", "sequence", "model_id", "events_lost", "enrolled")
     KIND_FIELD_NUMBER: _ClassVar[int]
     KEYWORD_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,7 @@ class Event(_message.Message):
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     EVENTS_LOST_FIELD_NUMBER: _ClassVar[int]
+    ENROLLED_FIELD_NUMBER: _ClassVar[int]
     kind: EventKind
     keyword: str
     confidence: float
@@ -70,7 +71,8 @@ class Event(_message.Message):
     sequence: int
     model_id: str
     events_lost: int
-    def __init__(self, kind: _Optional[_Union[EventKind, str]] = ..., keyword: _Optional[str] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., source_id: _Optional[str] = ..., start_sample: _Optional[int] = ..., end_sample: _Optional[int] = ..., start_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., end_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., wall_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sequence: _Optional[int] = ..., model_id: _Optional[str] = ..., events_lost: _Optional[int] = ...) -> None: ...
+    enrolled: bool
+    def __init__(self, kind: _Optional[_Union[EventKind, str]] = ..., keyword: _Optional[str] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., source_id: _Optional[str] = ..., start_sample: _Optional[int] = ..., end_sample: _Optional[int] = ..., start_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., end_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., wall_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sequence: _Optional[int] = ..., model_id: _Optional[str] = ..., events_lost: _Optional[int] = ..., enrolled: bool = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("keywords", "min_confidence", "sources", "include_speech_activity", "client_name")
@@ -139,7 +141,7 @@ class GetModelRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model_id", "name", "version", "keywords", "labels", "thresholds", "sample_rate_hz", "window_samples", "hop_samples", "window", "hop", "limits", "precision")
+    __slots__ = ("model_id", "name", "version", "keywords", "labels", "thresholds", "sample_rate_hz", "window_samples", "hop_samples", "window", "hop", "limits", "precision", "enrolled_keywords")
     class ThresholdsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +162,7 @@ class ModelInfo(_message.Message):
     HOP_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
+    ENROLLED_KEYWORDS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     name: str
     version: str
@@ -173,7 +176,8 @@ class ModelInfo(_message.Message):
     hop: _duration_pb2.Duration
     limits: Limits
     precision: str
-    def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., keywords: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., sample_rate_hz: _Optional[int] = ..., window_samples: _Optional[int] = ..., hop_samples: _Optional[int] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., hop: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., precision: _Optional[str] = ...) -> None: ...
+    enrolled_keywords: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., keywords: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., thresholds: _Optional[_Mapping[str, float]] = ..., sample_rate_hz: _Optional[int] = ..., window_samples: _Optional[int] = ..., hop_samples: _Optional[int] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., hop: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., precision: _Optional[str] = ..., enrolled_keywords: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("max_streams", "max_chunk_bytes", "max_message_bytes", "min_sample_rate_hz", "max_sample_rate_hz", "max_channels")
@@ -254,3 +258,87 @@ class Status(_message.Message):
     last_reload_error: str
     precision: str
     def __init__(self, uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., vad_duty_cycle: _Optional[float] = ..., real_time_factor: _Optional[float] = ..., overflows: _Optional[int] = ..., streams_open: _Optional[int] = ..., subscribers: _Optional[_Iterable[_Union[SubscriberStatus, _Mapping]]] = ..., serving: bool = ..., stopping: bool = ..., model_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reloads: _Optional[int] = ..., last_reload_error: _Optional[str] = ..., precision: _Optional[str] = ...) -> None: ...
+
+class EnrollConfig(_message.Message):
+    __slots__ = ("name", "sample_rate_hz", "encoding", "channels", "fa_target_per_hour", "keep_audio")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    FA_TARGET_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    KEEP_AUDIO_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    sample_rate_hz: int
+    encoding: AudioEncoding
+    channels: int
+    fa_target_per_hour: float
+    keep_audio: bool
+    def __init__(self, name: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ..., encoding: _Optional[_Union[AudioEncoding, str]] = ..., channels: _Optional[int] = ..., fa_target_per_hour: _Optional[float] = ..., keep_audio: bool = ...) -> None: ...
+
+class EnrollRequest(_message.Message):
+    __slots__ = ("config", "example")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_FIELD_NUMBER: _ClassVar[int]
+    config: EnrollConfig
+    example: bytes
+    def __init__(self, config: _Optional[_Union[EnrollConfig, _Mapping]] = ..., example: _Optional[bytes] = ...) -> None: ...
+
+class ExampleCheck(_message.Message):
+    __slots__ = ("index", "duration_s", "level_dbfs", "problems")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_DBFS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    duration_s: float
+    level_dbfs: float
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, index: _Optional[int] = ..., duration_s: _Optional[float] = ..., level_dbfs: _Optional[float] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class EnrolledKeyword(_message.Message):
+    __slots__ = ("name", "threshold", "templates", "encoder_id", "fa_target_per_hour", "usable")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_ID_FIELD_NUMBER: _ClassVar[int]
+    FA_TARGET_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    USABLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    threshold: float
+    templates: int
+    encoder_id: str
+    fa_target_per_hour: float
+    usable: bool
+    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., templates: _Optional[int] = ..., encoder_id: _Optional[str] = ..., fa_target_per_hour: _Optional[float] = ..., usable: bool = ...) -> None: ...
+
+class EnrollResponse(_message.Message):
+    __slots__ = ("enrolled", "keyword", "checks", "seconds")
+    ENROLLED_FIELD_NUMBER: _ClassVar[int]
+    KEYWORD_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    enrolled: bool
+    keyword: EnrolledKeyword
+    checks: _containers.RepeatedCompositeFieldContainer[ExampleCheck]
+    seconds: float
+    def __init__(self, enrolled: bool = ..., keyword: _Optional[_Union[EnrolledKeyword, _Mapping]] = ..., checks: _Optional[_Iterable[_Union[ExampleCheck, _Mapping]]] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class ListKeywordsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListKeywordsResponse(_message.Message):
+    __slots__ = ("keywords",)
+    KEYWORDS_FIELD_NUMBER: _ClassVar[int]
+    keywords: _containers.RepeatedCompositeFieldContainer[EnrolledKeyword]
+    def __init__(self, keywords: _Optional[_Iterable[_Union[EnrolledKeyword, _Mapping]]] = ...) -> None: ...
+
+class DeleteKeywordRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteKeywordResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

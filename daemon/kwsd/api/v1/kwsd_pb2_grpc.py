@@ -55,6 +55,21 @@ class KwsdStub(object):
                 request_serializer=kwsd_dot_v1_dot_kwsd__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=kwsd_dot_v1_dot_kwsd__pb2.Status.FromString,
                 _registered_method=True)
+        self.EnrollKeyword = channel.stream_unary(
+                '/kwsd.v1.Kwsd/EnrollKeyword',
+                request_serializer=kwsd_dot_v1_dot_kwsd__pb2.EnrollRequest.SerializeToString,
+                response_deserializer=kwsd_dot_v1_dot_kwsd__pb2.EnrollResponse.FromString,
+                _registered_method=True)
+        self.ListKeywords = channel.unary_unary(
+                '/kwsd.v1.Kwsd/ListKeywords',
+                request_serializer=kwsd_dot_v1_dot_kwsd__pb2.ListKeywordsRequest.SerializeToString,
+                response_deserializer=kwsd_dot_v1_dot_kwsd__pb2.ListKeywordsResponse.FromString,
+                _registered_method=True)
+        self.DeleteKeyword = channel.unary_unary(
+                '/kwsd.v1.Kwsd/DeleteKeyword',
+                request_serializer=kwsd_dot_v1_dot_kwsd__pb2.DeleteKeywordRequest.SerializeToString,
+                response_deserializer=kwsd_dot_v1_dot_kwsd__pb2.DeleteKeywordResponse.FromString,
+                _registered_method=True)
 
 
 class KwsdServicer(object):
@@ -96,6 +111,35 @@ class KwsdServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnrollKeyword(self, request_iterator, context):
+        """Enrolls a keyword of the caller's own from a few recordings of it: the first request
+        carries an EnrollConfig, each later one a whole example (one utterance of the phrase, at
+        most 5 s). The answer lists each example's checks (too short, too long, clipped, too quiet,
+        unlike the others) and, when they all pass, the keyword and the threshold set for the
+        false-alarm target; it is then detected by the running daemon like a trained keyword.
+        Changes the daemon: allowed on the Unix socket, refused (PERMISSION_DENIED) over TCP unless
+        api.enroll_over_tcp is set. A bad name or bad audio is INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeywords(self, request, context):
+        """The enrolled keywords, those usable with the loaded model and those made for another
+        encoder (usable = false; re-enroll them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteKeyword(self, request, context):
+        """Removes an enrolled keyword (NOT_FOUND if there is none of that name). Same access rule as
+        EnrollKeyword.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KwsdServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +162,21 @@ def add_KwsdServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=kwsd_dot_v1_dot_kwsd__pb2.GetStatusRequest.FromString,
                     response_serializer=kwsd_dot_v1_dot_kwsd__pb2.Status.SerializeToString,
+            ),
+            'EnrollKeyword': grpc.stream_unary_rpc_method_handler(
+                    servicer.EnrollKeyword,
+                    request_deserializer=kwsd_dot_v1_dot_kwsd__pb2.EnrollRequest.FromString,
+                    response_serializer=kwsd_dot_v1_dot_kwsd__pb2.EnrollResponse.SerializeToString,
+            ),
+            'ListKeywords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeywords,
+                    request_deserializer=kwsd_dot_v1_dot_kwsd__pb2.ListKeywordsRequest.FromString,
+                    response_serializer=kwsd_dot_v1_dot_kwsd__pb2.ListKeywordsResponse.SerializeToString,
+            ),
+            'DeleteKeyword': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteKeyword,
+                    request_deserializer=kwsd_dot_v1_dot_kwsd__pb2.DeleteKeywordRequest.FromString,
+                    response_serializer=kwsd_dot_v1_dot_kwsd__pb2.DeleteKeywordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -229,6 +288,87 @@ class Kwsd(object):
             '/kwsd.v1.Kwsd/GetStatus',
             kwsd_dot_v1_dot_kwsd__pb2.GetStatusRequest.SerializeToString,
             kwsd_dot_v1_dot_kwsd__pb2.Status.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrollKeyword(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/kwsd.v1.Kwsd/EnrollKeyword',
+            kwsd_dot_v1_dot_kwsd__pb2.EnrollRequest.SerializeToString,
+            kwsd_dot_v1_dot_kwsd__pb2.EnrollResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeywords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kwsd.v1.Kwsd/ListKeywords',
+            kwsd_dot_v1_dot_kwsd__pb2.ListKeywordsRequest.SerializeToString,
+            kwsd_dot_v1_dot_kwsd__pb2.ListKeywordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteKeyword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kwsd.v1.Kwsd/DeleteKeyword',
+            kwsd_dot_v1_dot_kwsd__pb2.DeleteKeywordRequest.SerializeToString,
+            kwsd_dot_v1_dot_kwsd__pb2.DeleteKeywordResponse.FromString,
             options,
             channel_credentials,
             insecure,
