@@ -11,7 +11,7 @@ import numpy as np
 from kwsd.enrollment import checks, features, negatives
 from kwsd.enrollment.detector import EnrolledKeyword, EnrolledSet
 from kwsd.enrollment.recording import window_scores
-from kwsd.enrollment.trim import trim
+from kwsd.enrollment.trim import speech_span
 
 if TYPE_CHECKING:
     from kwsd.model.bundle import ModelBundle
@@ -35,20 +35,17 @@ class EnrollResult:
         return self.keyword is not None
 
 
-def build_templates(bundle: ModelBundle, phrases: list[np.ndarray]
-                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(template frames, whole-window frames) per trimmed phrase."""
+def build_templates(bundle: ModelBundle, examples: list[np.ndarray],
+                    spans: list[tuple[int, int]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(template frames, whole-window frames) per example and phrase span."""
     from kwsd.model.streaming import StreamingClassifier
 
     classifier = StreamingClassifier(bundle)
     temps, wins = [], []
-    for p in phrases:
-        temps.append(features.template(classifier, p))
-        window = np.zeros(classifier.window, dtype=np.int16)
-        p = p[: classifier.window]
-        off = (classifier.window - len(p)) // 2
-        window[off: off + len(p)] = p
-        wins.append(features.clip_windows(classifier, window)[0])
+    for x, span in zip(examples, spans, strict=True):
+        t, w = features.template(classifier, x, span)
+        temps.append(t)
+        wins.append(w)
     return temps, wins
 
 
@@ -60,12 +57,14 @@ def enroll(bundle: ModelBundle, name: str, examples: list[np.ndarray], *,
     if len(examples) < min_examples:
         raise EnrollmentError(f"{len(examples)} example(s) given, at least {min_examples} needed")
     max_s = bundle.window_samples / bundle.sample_rate
-    phrases = [trim(np.asarray(x, dtype=np.int16)) for x in examples]
+    examples = [np.asarray(x, dtype=np.int16) for x in examples]
+    spans = [speech_span(x) for x in examples]
+    phrases = [x[a:b] for x, (a, b) in zip(examples, spans, strict=True)]
     results = [checks.check_audio(i, x, p, max_s)
                for i, (x, p) in enumerate(zip(examples, phrases, strict=True))]
     if any(not c.ok for c in results):
         return EnrollResult(None, results, time.perf_counter() - t0)
-    temps, wins = build_templates(bundle, phrases)
+    temps, wins = build_templates(bundle, examples, spans)
     for i, why in checks.unlike_others(temps, wins).items():
         results[i].problems.append(why)
     if any(not c.ok for c in results):

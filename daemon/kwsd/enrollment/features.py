@@ -61,19 +61,25 @@ def clip_windows(classifier: StreamingClassifier, samples: np.ndarray) -> np.nda
     return frames_of(states)
 
 
-def template(classifier: StreamingClassifier, phrase: np.ndarray) -> np.ndarray:
-    """Frame features [n, H] of a trimmed phrase (at most one window long)."""
+def template(classifier: StreamingClassifier, samples: np.ndarray, span: tuple[int, int]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(frame features [n, H] of the phrase at samples[span], all frames [m, H] of its window).
+
+    The window is centred on the phrase and holds the recording's own audio around it (the
+    room, the line), like a live window; zeros only where the recording is shorter."""
     window = classifier.window
-    phrase = np.asarray(phrase, dtype=np.int16)[:window]
+    samples = np.asarray(samples, dtype=np.int16)
+    a, b = int(span[0]), int(min(span[1], span[0] + window))
+    lo = (a + b) // 2 - window // 2
     padded = np.zeros(window, dtype=np.int16)
-    offset = (window - len(phrase)) // 2
-    padded[offset: offset + len(phrase)] = phrase
+    src_lo, src_hi = max(lo, 0), min(lo + window, len(samples))
+    padded[src_lo - lo: src_hi - lo] = samples[src_lo:src_hi]
     frames = clip_windows(classifier, padded)[0]
     cfg = classifier.encoder.config
     hop, rf = cfg.hop_samples, cfg.receptive_field
-    lo, hi = offset + MARGIN // 2, offset + len(phrase) - MARGIN // 2
+    p_lo, p_hi = a - lo, b - lo
     centres = np.arange(len(frames)) * hop + rf // 2
-    keep = (centres >= lo) & (centres < hi)
+    keep = (centres >= p_lo + MARGIN // 2) & (centres < p_hi - MARGIN // 2)
     if keep.sum() < 2:
-        keep = (centres >= offset) & (centres < offset + len(phrase))
-    return frames[keep]
+        keep = (centres >= p_lo) & (centres < p_hi)
+    return frames[keep], frames

@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+"""Measure few-shot enrollment on real callers and print one table (issue 12's protocol).
+
+Evaluation data: ../shared/data/real-dev (wuw-dev.csv and speech/) - evaluation only.
+Enrollment examples: ../shared/data/real-train/wuw-train.csv (the "alone" utterances) for the
+speaker-independent rows; for personal 1-shot, each dev caller's own "alone" utterance enrolls
+and that caller's sentence utterance is searched (the protocol's definition).
+
+Rows:
+- 3-shot: each of the five WUW keywords enrolled from 3 random wuw-train callers (5 draws; mean
+  and spread), thresholds set automatically (negative bank, --fa-target per hour), detections
+  counted on wuw-dev, false alarms on wuw-dev + real-dev/speech;
+- personal 1-shot: recall on the caller's own sentences, false alarms of each caller's set on
+  every keyword-free wuw-dev file + real-dev/speech;
+- the same two with a Raven-style MFCC + DTW baseline (evaluation only): 13 MFCCs per 10 ms,
+  mean-normalised, the same subsequence DTW, thresholds from the same negative bank and target.
+
+Each dev file is run once through the daemon's Pipeline (VAD gate, streaming windows) and its
+window features cached (/work/kwsd-data/enroll-eval-cache, keyed by the encoder's hash); every
+enrollment is then replayed through the daemon's Decision.
+
+    nice -n 10 .venv/bin/python scripts/eval-enroll.py [--draws 5] [--fa-target 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from kwsd.audio.audiofile import AudioFileError, read_audio_16k
+from kwsd.audio.chunk import SAMPLE_RATE
+from kwsd.enrollment import negatives
+from kwsd.enrollment.detector import EnrolledKeyword, EnrolledSet
+from kwsd.enrollment.enroll import enroll
+from kwsd.enrollment.features import encoder_id, normalise
+from kwsd.enrollment.negatives import _load, _save
+from kwsd.enrollment.recording import StreamRecord, record_stream, replay, window_scores
+from kwsd.enrollment.trim import trim
+from kwsd.evaluation.manifest import read_eval_manifest
+from kwsd.evaluation.scoring import Detection, score
+
+KEYWORDS = ["operator", "think engine", "onword", "wildfire", "voyager"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Raven-style MFCC baseline (evaluation only)
+
+def _mel_filters(n_fft: int = 512, n_mels: int = 26) -> np.ndarray:
+    def mel(f):
+        return 2595 * np.log10(1 + f / 700)
+
+    def hz(m):
+        return 700 * (10 ** (m / 2595) - 1)
+
+    pts = hz(np.linspace(mel(0), mel(SAMPLE_RATE / 2), n_mels + 2))
+    bins = np.floor((n_fft + 1) * pts / SAMPLE_RATE).astype(int)
+    fb = np.zeros((n_mels, n_fft // 2 + 1))
+    for i in range(n_mels):
+        a, b, c = bins[i], bins[i + 1], bins[i + 2]
+        fb[i, a:b] = (np.arange(a, b) - a) / max(b - a, 1)
+        fb[i, b:c] = (c - np.arange(b, c)) / max(c - b, 1)
+    return fb
+
+
+_FB = _mel_filters()
+_DCT = np.cos(np.pi / 26 * (np.arange(26)[None] + 0.5) * np.arange(13)[:, None])
+
+
+def mfcc(samples: np.ndarray) -> np.ndarray:
+    """13 MFCCs per 10 ms (25 ms frames, pre-emphasis, Hamming), like python_speech_features."""
+    x = samples.astype(np.float64) / 32768.0
+    x = np.append(x[0], x[1:] - 0.97 * x[:-1])
+    n = max(0, 1 + (len(x) - 400) // 160)
+    if n == 0:
+        return np.zeros((0, 13), np.float32)
+    idx = np.arange(400)[None] + 160 * np.arange(n)[:, None]
+    frames = x[idx] * np.hamming(400)
+    power = np.abs(np.fft.rfft(frames, 512)) ** 2 / 512
+    return (np.log(power @ _FB.T + 1e-10) @ _DCT.T).astype(np.float32)
+
+
+def mfcc_frames(m: np.ndarray) -> np.ndarray:
+    return normalise(m - m.mean(axis=0, keepdims=True))
+
+
+def mfcc_windows(samples: np.ndarray, rec: StreamRecord) -> np.ndarray:
+    """MFCC frames [N, 98, 13] of each recorded window (the same audio the encoder saw)."""
+    m = mfcc(np.concatenate([samples, np.zeros(SAMPLE_RATE * 2, np.int16)]))
+    n = 1 + (rec.window - 400) // 160
+    out = np.zeros((len(rec.starts), n, 13), np.float32)
+    for i, s in enumerate(rec.starts):
+        f = int(s) // 160
+        w = m[f: f + n]
+        out[i, : len(w)] = mfcc_frames(w) if len(w) else 0
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+def load_records(bundle, items_by_file: dict[str, Path], cache: Path, label: str
+                 ) -> dict[str, StreamRecord]:
+    out = {}
+    t0 = time.perf_counter()
+    for i, (name, path) in enumerate(items_by_file.items()):
+        f = cache / (name.replace("/", "__") + ".npz")
+        if f.is_file():
+            out[name] = _load(f)
+            continue
+        try:
+            samples = read_audio_16k(path)
+        except (AudioFileError, ValueError) as exc:     # real-dev lists broken files too
+            print(f"skipped unreadable: {exc}", file=sys.stderr)
+            continue
+        out[name] = record_stream(bundle, samples)
+        _save(f, out[name])
+        if i % 50 == 0:
+            print(f"  {label}: {i}/{len(items_by_file)} files recorded "
+                  f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    return out
+
+
+def detections_for(records: dict[str, StreamRecord], feats: dict[str, np.ndarray] | None,
+                   kws: list[EnrolledKeyword], files: list[str], shift: float = 0.0,
+                   scores: dict[str, np.ndarray] | None = None) -> list[Detection]:
+    """Detections with every threshold raised by `shift`; `scores` (filled on the first call)
+    keeps the window scores so a threshold sweep costs only the replays."""
+    enrolled = EnrolledSet(kws)
+    thresholds = {k: min(v + shift, 1.0) for k, v in enrolled.thresholds.items()}
+    out = []
+    for name in files:
+        rec = records[name]
+        if scores is not None and name in scores:
+            s = scores[name]
+        elif feats is None:
+            s = window_scores(rec, enrolled)
+        else:
+            s = enrolled.scores(feats[name]) if len(rec.starts) else np.zeros((0, len(kws)))
+        if scores is not None:
+            scores[name] = s
+        for d in replay(rec, enrolled.names, thresholds, s):
+            out.append(Detection(name, d.keyword, d.confidence, d.start_sample / SAMPLE_RATE,
+                                 d.end_sample / SAMPLE_RATE))
+    return out
+
+
+def mfcc_keyword(name: str, examples: list[np.ndarray], bank_recs, bank_feats,
+                 target: float) -> EnrolledKeyword | None:
+    phrases = [trim(x) for x in examples]
+    phrases = [p for p in phrases if len(p) >= 4000]     # as the encoder path's checks refuse
+    if not phrases:
+        return None
+    temps = [mfcc_frames(mfcc(p)) for p in phrases]
+    kw = EnrolledKeyword(name, temps, 0.5, "mfcc")
+    one = EnrolledSet([kw])
+    scores = [one.scores(f)[:, 0] if len(f) else np.zeros(0) for f in bank_feats]
+    kw.threshold = negatives.calibrate(scores, bank_recs, target)["threshold"]
+    return kw
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="models/demo")
+    ap.add_argument("--dev", default="../shared/data/real-dev")
+    ap.add_argument("--train", default="../shared/data/real-train")
+    ap.add_argument("--draws", type=int, default=5)
+    ap.add_argument("--shots", type=int, default=3)
+    ap.add_argument("--fa-target", type=float, default=1.0, help="false alarms per hour")
+    ap.add_argument("--cache", default="/work/kwsd-data/enroll-eval-cache")
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--protocols", default="shots,personal",
+                    help="comma-separated: shots (speaker-independent), personal")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from kwsd.model.bundle import load_bundle
+
+    bundle = load_bundle(args.model)
+    eid = encoder_id(bundle)
+    cache = Path(args.cache) / eid.split(":")[-1]
+    cache.mkdir(parents=True, exist_ok=True)
+    dev = Path(args.dev)
+    skipped: list[str] = []
+    wuw = read_eval_manifest(dev / "wuw-dev.csv", skipped)   # broken labels are left out
+    speech = read_eval_manifest(dev / "speech.csv", skipped)
+    for why in skipped:
+        print(f"skipped: {why}", file=sys.stderr)
+    wuw_files = {i.file: i.path for i in wuw}
+    speech_files = {i.file: i.path for i in speech}
+    recs = load_records(bundle, wuw_files, cache, "wuw-dev")
+    recs.update(load_records(bundle, speech_files, cache, "speech"))
+    speech_files = {n: p for n, p in speech_files.items() if n in recs}
+    speech = [i for i in speech if i.file in recs]
+    bank_recs = negatives.bank_records(bundle)
+    want_mfcc = not args.no_baseline
+    if want_mfcc:
+        mf = {n: mfcc_windows(read_audio_16k(p), recs[n])
+              for n, p in {**wuw_files, **speech_files}.items()}
+        bank_files = sorted(negatives.default_bank_path().glob("*.ogg"))
+        bank_mf = [mfcc_windows(read_audio_16k(f), r)
+                   for f, r in zip(bank_files, bank_recs, strict=True)]
+    durations = {n: r.duration_s for n, r in recs.items()}
+    speech_h = sum(durations[n] for n in speech_files) / 3600
+
+    train = Path(args.train)
+    alone_train: dict[str, list[dict]] = {k: [] for k in KEYWORDS}
+    for r in csv.DictReader(open(train / "wuw-train.csv")):
+        if r["keyword"] in alone_train and r["in_sentence"] == "False":
+            alone_train[r["keyword"]].append(r)
+
+    rows = []
+
+    def fa_total(dets_wuw, res, dets_speech):
+        n = res.false_alarms + len(dets_speech)
+        return n, n / (res.negative_hours + speech_h)
+
+    protocols = set(args.protocols.split(","))
+    # --- speaker-independent N-shot --------------------------------------------------------
+    for method in (["encoder"] + (["mfcc"] if want_mfcc else [])) * ("shots" in protocols):
+        per_draw, t_enroll, rejected = [], [], 0
+        for d in range(args.draws):
+            rng = random.Random(1000 + d)
+            kws = []
+            for k in KEYWORDS:
+                pool = list(alone_train[k])
+                rng.shuffle(pool)
+                chosen = [read_audio_16k(train / r["file"]) for r in pool[: args.shots]]
+                if method == "encoder":
+                    res = enroll(bundle, k, chosen, fa_target_per_h=args.fa_target)
+                    rest = pool[args.shots:]
+                    while not res.ok and rest:     # a refused example is replaced, as a user would
+                        rejected += 1
+                        bad = [c.index for c in res.checks if not c.ok]
+                        for i in bad:
+                            chosen[i] = read_audio_16k(train / rest.pop(0)["file"])
+                        res = enroll(bundle, k, chosen, fa_target_per_h=args.fa_target)
+                    t_enroll.append(res.seconds)
+                    kws.append(res.keyword)
+                else:
+                    kw = mfcc_keyword(k, chosen, bank_recs, bank_mf, args.fa_target)
+                    if kw is not None:
+                        kws.append(kw)
+            feats = None if method == "encoder" else mf
+            cache_scores: dict[str, np.ndarray] = {}
+            point = None
+            for shift in [0.0] + list(np.arange(-0.15, 0.1501, 0.01)):
+                dw = detections_for(recs, feats, kws, list(wuw_files), shift, cache_scores)
+                ds = detections_for(recs, feats, kws, list(speech_files), shift, cache_scores)
+                res = score(wuw, dw, {n: durations[n] for n in wuw_files}, KEYWORDS)
+                n_fa, fa_h = fa_total(dw, res, ds)
+                if point is None:
+                    point = [res.recall(False), res.recall(True), n_fa, fa_h]
+                    oracle = [0.0, 0.0]
+                elif fa_h <= 5.0 and oracle == [0.0, 0.0]:
+                    oracle = [res.recall(False), res.recall(True)]   # lowest shift within 5/h
+            per_draw.append(point + oracle)
+        a = np.array(per_draw, dtype=np.float64)
+        rows.append((f"{args.shots}-shot, {args.shots} train callers ({method})", a, t_enroll,
+                     rejected))
+        print(f"done: {rows[-1][0]}: {a.tolist()}", file=sys.stderr, flush=True)
+
+    # --- personal 1-shot -------------------------------------------------------------------
+    callers: dict[str, dict] = {}
+    for it in wuw:
+        c = Path(it.file).parent.name
+        callers.setdefault(c, {"alone": {}, "sentence": [], "free": []})
+        if it.keyword and not it.in_sentence:
+            callers[c]["alone"][it.keyword] = it
+        elif it.keyword:
+            callers[c]["sentence"].append(it)
+    free_files = [i.file for i in wuw if not i.keyword] + list(speech_files)
+    free_h = sum(durations[f] for f in free_files) / 3600
+    for method in (["encoder"] + (["mfcc"] if want_mfcc else [])) * ("personal" in protocols):
+        hits = n = fas = 0
+        t_enroll = []
+        refused = 0
+        for _caller, info in sorted(callers.items()):
+            kws = []
+            for k in KEYWORDS:
+                it = info["alone"].get(k)
+                if it is None:
+                    continue
+                x = read_audio_16k(it.path)
+                if method == "encoder":
+                    res = enroll(bundle, k, [x], fa_target_per_h=args.fa_target)
+                    t_enroll.append(res.seconds)
+                    if not res.ok:
+                        refused += 1
+                        continue
+                    kws.append(res.keyword)
+                else:
+                    kw = mfcc_keyword(k, [x], bank_recs, bank_mf, args.fa_target)
+                    if kw is None:
+                        refused += 1
+                        continue
+                    kws.append(kw)
+            sent = info["sentence"]
+            feats = None if method == "encoder" else mf
+            dets = detections_for(recs, feats, kws, [s.file for s in sent]) if kws else []
+            res = score(sent, dets, {s.file: durations[s.file] for s in sent}, KEYWORDS)
+            hits += sum(s.sentence_hits for s in res.per_keyword.values())
+            n += sum(s.sentence for s in res.per_keyword.values())
+            fas += res.false_alarms
+            if kws:
+                fas += len(detections_for(recs, feats, kws, free_files))
+        fa_h = fas / (len(callers) * free_h)
+        rows.append((f"personal 1-shot ({method})",
+                     np.array([[np.nan, hits / n, fas, fa_h, np.nan, np.nan]]),
+                     t_enroll, refused))
+        print(f"done: {rows[-1][0]}: {rows[-1][1].tolist()}", file=sys.stderr, flush=True)
+
+    # --- the table ------------------------------------------------------------------------
+    def pct(col):
+        if np.all(np.isnan(col)):
+            return "-"
+        m, s = np.nanmean(col) * 100, np.nanstd(col) * 100
+        return f"{m:.1f} %" + (f" ± {s:.1f}" if len(col) > 1 else "")
+
+    print(f"\nmodel {bundle.model_id} (encoder {eid}), threshold target {args.fa_target:g} "
+          f"false alarms/h on the negative bank, {args.draws} draws")
+    print("| protocol | recall alone | recall in sentences | false alarms/h (count) "
+          "| at ≤ 5 FA/h on dev: alone / sentences | enroll s/keyword | examples refused |")
+    print("|---|---|---|---|---|---|---|")
+    for label, a, t, rej in rows:
+        fa = f"{np.mean(a[:, 3]):.1f} ({np.mean(a[:, 2]):.1f})"
+        ts = f"{np.median(t):.2f}" if t else "-"
+        print(f"| {label} | {pct(a[:, 0])} | {pct(a[:, 1])} | {fa} | "
+              f"{pct(a[:, 4])} / {pct(a[:, 5])} | {ts} | {rej} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
