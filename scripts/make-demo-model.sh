@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The whole demo model from nothing, one stage after the other (issue 7):
+# The whole demo model from nothing, one stage after the other (issues 7 and 15):
 #   1. offline TTS engines            scripts/install-tts.sh
 #   2. synthetic corpus + distillation audio   scripts/render-corpus.sh
 #   3. Whisper-base teacher targets   kwsd distill cache
 #   4. distil the demo encoder        kwsd distill train (--max-minutes: wall-time budget)
-#   5. keyword head, calibration, evaluation   scripts/train-demo.sh
+#   5. keyword head on real (../shared/data/real-train, REAL_TRAIN=...) and synthetic speech,
+#      calibration on held-out real speech, evaluation   scripts/train-demo.sh
 #
 #   scripts/make-demo-model.sh [DATA_DIR=/work/kwsd-data] [OUT=models/demo]
 #
@@ -39,5 +40,5 @@ RESUME=""; [[ -f "$DATA_DIR/distill-run/last.pt" ]] && RESUME="--resume"
 stage distill $KWSD distill train --cache "$DATA_DIR/distill-cache" --run "$DATA_DIR/distill-run" \
   $RESUME --steps "$DISTILL_STEPS" --batch-size 8 --lr 1e-3 --warmup 60 --threads 1 \
   --max-minutes "$DISTILL_MINUTES" --export "$DATA_DIR/demo-encoder"
-stage head env DATA_DIR="$DATA_DIR" scripts/train-demo.sh "$DATA_DIR/demo-encoder" "$OUT"
+stage head env DATA_DIR="$DATA_DIR" VERSION=5 scripts/train-demo.sh "$DATA_DIR/demo-encoder" "$OUT"
 echo "demo model written to $OUT; stage times in $STAGES"
