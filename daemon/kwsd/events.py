@@ -49,4 +49,5 @@ class Event:
             "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
             "start_sample": self.start_sample, "end_sample": self.end_sample,
             "wall_time": self.wall_time, "sequence": self.sequence, "model_id": self.model_id,
+            "enrolled": bool(self.extra.get("enrolled", False)),
         }

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--wav", nargs="+", type=Path, metavar="FILE",
                      help="example recordings (WAV, FLAC or Ogg; any rate), one phrase each")
+    src.add_argument("--record", type=int, metavar="N", nargs="?", const=3,
+                     help="say the phrase N times (default 3) into the microphone")
     src.add_argument("--again", action="store_true",
                      help="re-enroll from the kept examples (after a model change)")
     parser.add_argument("--config", default=None, help="kwsd.toml (for the model path)")
@@ -28,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="false alarms per hour the threshold aims at (default 1)")
     parser.add_argument("--no-keep-audio", action="store_true",
                         help="do not keep the examples (no --again after a model change)")
+    parser.add_argument("--device", default=None,
+                        help="input device for --record (name substring or index; default: "
+                             "the config's audio.device)")
     parser.add_argument("--dir", type=Path, default=None,
                         help="keywords directory (default: $XDG_DATA_HOME/kwsd/keywords, "
                              "/var/lib/kwsd/keywords for the service)")
@@ -58,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
             examples = store.kept_examples(name, args.dir)
             old = store.load(store._folder(Path(args.dir or store.keywords_dir()), name))
             target = args.fa_target or old.fa_target_per_h
+        elif args.record:
+            examples = _record(args, name, bundle)
+            if examples is None:
+                return 1
+            target = args.fa_target or DEFAULT_FA_PER_H
         else:
             examples = [read_audio_16k(p) for p in args.wav]
             target = args.fa_target or DEFAULT_FA_PER_H
@@ -81,3 +91,41 @@ def run(args: argparse.Namespace) -> int:
           f"for {target:g} false alarm(s)/h on {cal['bank_hours'] * 60:.1f} min of real speech "
           f"({cal['method']}), encoder {kw.encoder_id}, {result.seconds:.1f} s -> {folder}")
     return 0
+
+
+def _record(args: argparse.Namespace, name: str, bundle, tries: int = 3):
+    """Capture N utterances through the VAD; one failing the checks is asked for again."""
+    from kwsd.audio.microphone import MicrophoneSource
+    from kwsd.config import load_config
+    from kwsd.enrollment.capture import CaptureTimeout, capture_utterance
+    from kwsd.enrollment.checks import check_audio
+    from kwsd.enrollment.trim import trim
+
+    config = load_config(args.config, missing_ok=True)
+    device = args.device if args.device is not None else config.audio.device
+    source = MicrophoneSource(device, "enroll", chunk_ms=config.audio.chunk_ms)
+    source.start()
+    examples = []
+    max_s = bundle.window_samples / bundle.sample_rate
+    try:
+        while len(examples) < args.record:
+            i = len(examples)
+            for _attempt in range(tries):
+                print(f"say \u00ab{name}\u00bb ({i + 1}/{args.record})", flush=True)
+                try:
+                    x = capture_utterance(source, vad=config.vad)
+                except CaptureTimeout as exc:
+                    print(f"  {exc}")
+                    continue
+                check = check_audio(i, x, trim(x), max_s)
+                if check.ok:
+                    print(f"  got it ({check.duration_s:.2f} s)", flush=True)
+                    examples.append(x)
+                    break
+                print(f"  {'; '.join(check.problems)}: once more", flush=True)
+            else:
+                print(f"kwsd enroll: no usable example {i + 1} after {tries} tries")
+                return None
+    finally:
+        source.stop()
+    return examples
