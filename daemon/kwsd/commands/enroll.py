@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="example recordings (WAV, FLAC or Ogg; any rate), one phrase each")
     src.add_argument("--record", type=int, metavar="N", nargs="?", const=3,
                      help="say the phrase N times (default 3) into the microphone")
+    src.add_argument("--text", metavar="TEXT", nargs="?", const="",
+                     help="no recording: synthetic renderings of TEXT (default: the name) by a "
+                          "few offline voices")
     src.add_argument("--again", action="store_true",
                      help="re-enroll from the kept examples (after a model change)")
     parser.add_argument("--config", default=None, help="kwsd.toml (for the model path)")
@@ -63,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
             examples = store.kept_examples(name, args.dir)
             old = store.load(store._folder(Path(args.dir or store.keywords_dir()), name))
             target = args.fa_target or old.fa_target_per_h
+        elif args.text is not None:
+            from kwsd.enrollment.text import synthetic_examples
+
+            examples = synthetic_examples(args.text or name)
+            target = args.fa_target or DEFAULT_FA_PER_H
         elif args.record:
             examples = _record(args, name, bundle)
             if examples is None:
@@ -71,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             examples = [read_audio_16k(p) for p in args.wav]
             target = args.fa_target or DEFAULT_FA_PER_H
-    except (store.StoreError, AudioFileError, ValueError) as exc:
+    except (store.StoreError, AudioFileError, ValueError, RuntimeError) as exc:
         print(f"kwsd enroll: {exc}")
         return 2
     try:
