@@ -217,8 +217,11 @@ def test_calibrate_on_real_uses_only_real_recordings(tiny_corpus, tmp_path):
     targets = {"low": 0.0, "medium": 2.0, "high": 20.0}
     out = train(_cfg(manifest, tmp_path, calibrate_on="real", fa_targets=targets,
                      fit=FitConfig(epochs=1, batch_size=16, lr=3e-3)))
-    sens = load_bundle(out).meta["sensitivity"]
+    meta = load_bundle(out).meta
+    sens = meta["sensitivity"]
     assert "real recordings" in sens["method"]
+    # real speakers are counted, never listed (thousands of them, some named by file)
+    assert meta["training_data"]["real_speakers"] == {"train": 0, "heldout": 1}
     assert sens["targets_fa_per_hour"] == targets
     measured = sens["measured"]["medium"]
     # voyager has no real example: its threshold comes from the real negatives alone

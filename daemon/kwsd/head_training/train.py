@@ -274,18 +274,22 @@ class _Model(torch.nn.Module):
 
 
 def summarize_data(clips: list[Clip], keywords: list[str], source: str, data: Path) -> dict:
+    from kwsd.corpus.real import REAL_ENGINE
+
     by_split: dict[str, Counter] = {"train": Counter(), "heldout": Counter()}
     voices: dict[str, set] = {"train": set(), "heldout": set()}
+    speakers: dict[str, set] = {"train": set(), "heldout": set()}  # real: counted, not listed
     engines: Counter = Counter()
     for c in clips:
         by_split[c.split][c.label] += 1
         if c.voice:
-            voices[c.split].add(c.voice)
+            (speakers if c.engine == REAL_ENGINE else voices)[c.split].add(c.voice)
         if c.engine:
             engines[c.engine] += 1
     return {"source": source, "path": str(data),
             "clips": {s: dict(sorted(v.items())) for s, v in by_split.items()},
             "voices": {s: sorted(v) for s, v in voices.items()},
+            "real_speakers": {s: len(v) for s, v in speakers.items()},
             "engines": dict(sorted(engines.items()))}
 
 
