@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +22,11 @@ from kwsd.config import Config, ConfigError, load_config
 from kwsd.engine.bus import EventBus
 from kwsd.engine.decision import resolve_thresholds, sensitivity_thresholds
 from kwsd.engine.pipeline import Pipeline, PipelineSettings
+
+if TYPE_CHECKING:  # kwsd.model and kwsd.enrollment import torch: loaded with the model
+    from kwsd.enrollment.detector import EnrolledSet
+    from kwsd.enrollment.live import KeywordsWatcher
+    from kwsd.model.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +66,7 @@ def _bundle_signature(path: Path) -> tuple:
         return ()
 
 
-def load_model(path: Path, warmup: bool = True, precision: str = "") -> Any:
+def load_model(path: Path, warmup: bool = True, precision: str = "") -> ModelBundle:
     """Load a bundle and run one inference (so the first real window is not the slow one) in
     the precision the streams will run (engine.precision, "" = the bundle's)."""
     from kwsd.model.bundle import load_bundle
@@ -145,7 +150,7 @@ class Daemon:
     def __init__(self, config: Config, bus: EventBus | None = None) -> None:
         self.config = config
         self.bus = bus or EventBus()
-        self.bundle: Any = None
+        self.bundle: ModelBundle | None = None
         self.settings = PipelineSettings.from_config(config)
         self.thresholds: dict[str, float] = {}
         self.serving = False
@@ -160,8 +165,8 @@ class Daemon:
         self._lock = threading.RLock()
         self._bundle_sig: tuple = ()
         self._closed_stats = {"audio_s": 0.0, "busy_s": 0.0, "open_s": 0.0}
-        self.enrolled: Any = None           # kwsd.enrollment: keywords a user enrolled
-        self._keywords_watcher: Any = None
+        self.enrolled: EnrolledSet | None = None  # kwsd.enrollment: keywords a user enrolled
+        self._keywords_watcher: KeywordsWatcher | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -210,7 +215,7 @@ class Daemon:
         self.started_at = time.monotonic()
         self.serving = True
 
-    def _make_runner(self, config: Config, bundle: Any, settings: PipelineSettings
+    def _make_runner(self, config: Config, bundle: ModelBundle, settings: PipelineSettings
                      ) -> SourceRunner:
         from kwsd.audio.source import SourceError
 
