@@ -397,11 +397,16 @@ def test_no_response_message_can_carry_bytes():
     """Walks every response type of kwsd.v1 (nested messages, oneofs, maps): no bytes field,
     so no RPC can return raw audio. Requests may (Detect's audio)."""
     service = pb.DESCRIPTOR.services_by_name["Kwsd"]
-    assert {m.name for m in service.methods} == {"Subscribe", "Detect", "GetModel", "GetStatus"}
+    # a new RPC must be added here on purpose, after checking what it returns
+    assert {m.name for m in service.methods} == {"Subscribe", "Detect", "GetModel", "GetStatus",
+                                                 "EnrollKeyword", "ListKeywords",
+                                                 "DeleteKeyword"}
     for method in service.methods:
         assert _bytes_fields(method.output_type) == [], method.name
-    assert _bytes_fields(service.methods_by_name["Detect"].input_type) == \
-        ["kwsd.v1.DetectRequest.audio"]  # the walk does find bytes where they are
+    # the walk does find bytes where they are: the audio clients send in
+    assert {m.name: _bytes_fields(m.input_type) for m in service.methods
+            if _bytes_fields(m.input_type)} == {"Detect": ["kwsd.v1.DetectRequest.audio"],
+                                                "EnrollKeyword": ["kwsd.v1.EnrollRequest.example"]}
 
 
 # --- logs never contain audio -----------------------------------------------------------------
