@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 from kwsd.corpus.render import MANIFEST_FIELDS, SILENCE, UNKNOWN
 from kwsd.corpus.texts import KEYWORDS
 from kwsd.evaluation.manifest import count_keyword
+from kwsd.head_training.dataset import speaker_held_out
 
 REAL_ENGINE = "real"  # the manifest's `engine` for real recordings (calibration picks these)
 WUW_VAL_PERCENT = 12.5  # one caller in eight
@@ -37,12 +37,6 @@ SPEECH_VAL_PERCENT = 30.0  # of the other real speech: calibration hours of real
 class RealCorpus:
     rows: list[dict]
     skipped: Counter
-
-
-def held_out(speaker: str, percent: float) -> bool:
-    """Stable per-speaker split: the same speaker is always on the same side."""
-    h = int(hashlib.sha1(speaker.encode()).hexdigest(), 16)
-    return (h % 100_000) / 1000.0 < percent
 
 
 def _keywords_said(text: str) -> Counter:
@@ -62,7 +56,7 @@ def wuw_rows(manifest: Path, out_dir: Path, skipped: Counter) -> list[dict]:
     with manifest.open(newline="", encoding="utf-8") as f:
         for r in csv.DictReader(f):
             speaker = r["speaker"]
-            split = "val" if held_out(speaker, WUW_VAL_PERCENT) else "train"
+            split = "val" if speaker_held_out(speaker, WUW_VAL_PERCENT) else "train"
             path = os.path.relpath(manifest.parent / r["file"], out_dir)
             said = _keywords_said(r["transcription"])
             kw = r["keyword"].strip()
@@ -99,7 +93,7 @@ def speech_rows(manifest: Path, out_dir: Path, skipped: Counter) -> list[dict]:
                 skipped["negative says a keyword"] += 1
                 continue
             who = r.get("speaker") or r["file"]
-            split = "val" if held_out(who, SPEECH_VAL_PERCENT) else "train"
+            split = "val" if speaker_held_out(who, SPEECH_VAL_PERCENT) else "train"
             label = SILENCE if r["kind"] == "noise" else UNKNOWN
             rows.append(_row(os.path.relpath(manifest.parent / r["file"], out_dir), label, "", "",
                              who, r.get("text", ""), "noise" if label == SILENCE else "speech",

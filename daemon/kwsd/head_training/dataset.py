@@ -110,11 +110,15 @@ def read_corpus_manifest(path: str | Path, keywords: list[str] | None = None
 _NOHASH = re.compile(r"_nohash_.*$")
 
 
-def _speaker_heldout(name: str, percent: float = 10.0) -> bool:
-    """Speech Commands' own rule: hash of the speaker id decides the split, stable forever."""
-    speaker = _NOHASH.sub("", name)
+def speaker_held_out(speaker: str, percent: float) -> bool:
+    """Speech Commands' own rule: a hash of the speaker id decides the split, stable forever,
+    so one speaker is always on the same side."""
     h = int(hashlib.sha1(speaker.encode()).hexdigest(), 16)
     return (h % 100_000) / 1000.0 < percent
+
+
+def _speaker_heldout(name: str, percent: float = 10.0) -> bool:
+    return speaker_held_out(_NOHASH.sub("", name), percent)
 
 
 def read_speech_commands(root: str | Path, keywords: list[str] | None = None

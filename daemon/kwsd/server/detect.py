@@ -40,8 +40,9 @@ class StreamFormat:
     label: str
 
 
-def validate_config(cfg: pb.DetectConfig, known_keywords: Iterable[str]) -> StreamFormat:
-    """Check a DetectConfig; raise BadRequest saying which field is wrong and what is allowed."""
+def check_audio_format(cfg: pb.DetectConfig | pb.EnrollConfig) -> None:
+    """The audio format fields a client declares (Detect, EnrollKeyword); BadRequest names the
+    field that is wrong and what is allowed."""
     if cfg.encoding == pb.ENCODING_UNSPECIFIED:
         raise BadRequest("config.encoding is not set: use LINEAR16 (signed 16-bit little-endian)")
     if cfg.encoding != pb.LINEAR16:
@@ -55,6 +56,11 @@ def validate_config(cfg: pb.DetectConfig, known_keywords: Iterable[str]) -> Stre
         raise BadRequest("config.channels is not set (1 or 2)")
     if not 1 <= cfg.channels <= MAX_CHANNELS:
         raise BadRequest(f"config.channels {cfg.channels} is not supported: use 1..{MAX_CHANNELS}")
+
+
+def validate_config(cfg: pb.DetectConfig, known_keywords: Iterable[str]) -> StreamFormat:
+    """Check a DetectConfig; raise BadRequest saying which field is wrong and what is allowed."""
+    check_audio_format(cfg)
     known = set(known_keywords)
     unknown = sorted(set(cfg.keywords) - known)
     if unknown:

@@ -8,21 +8,15 @@ daemon's keywords directory and refreshes the running pipelines at once.
 from __future__ import annotations
 
 from kwsd.api.v1 import kwsd_pb2 as pb
-from kwsd.audio.convert import pcm16_to_int16, resample, to_mono
-from kwsd.server.detect import MAX_CHANNELS, MAX_RATE_HZ, MIN_RATE_HZ, BadRequest
+from kwsd.audio.convert import pcm16_to_mono, resample
+from kwsd.server.detect import BadRequest, check_audio_format
 
 MAX_EXAMPLES = 10
 MAX_EXAMPLE_S = 5.0
 
 
 def check_config(cfg: pb.EnrollConfig) -> None:
-    if cfg.encoding != pb.LINEAR16:
-        raise BadRequest("config.encoding must be LINEAR16 (signed 16-bit little-endian)")
-    if not MIN_RATE_HZ <= cfg.sample_rate_hz <= MAX_RATE_HZ:
-        raise BadRequest(f"config.sample_rate_hz {cfg.sample_rate_hz}: use "
-                         f"{MIN_RATE_HZ}..{MAX_RATE_HZ} Hz")
-    if not 1 <= cfg.channels <= MAX_CHANNELS:
-        raise BadRequest(f"config.channels {cfg.channels}: use 1..{MAX_CHANNELS}")
+    check_audio_format(cfg)
     if cfg.fa_target_per_hour < 0:
         raise BadRequest("config.fa_target_per_hour must be >= 0 (0 = default)")
 
@@ -37,10 +31,7 @@ def decode_example(cfg: pb.EnrollConfig, data: bytes, index: int):
     if seconds > MAX_EXAMPLE_S:
         raise BadRequest(f"example {index + 1}: {seconds:.1f} s, at most {MAX_EXAMPLE_S:g} s "
                          "(one utterance of the phrase)")
-    samples = to_mono(pcm16_to_int16(data, cfg.channels))
-    if cfg.sample_rate_hz != 16000:
-        samples = resample(samples, cfg.sample_rate_hz)
-    return samples
+    return resample(pcm16_to_mono(data, cfg.channels), cfg.sample_rate_hz)
 
 
 def keyword_pb(kw, usable: bool) -> pb.EnrolledKeyword:
