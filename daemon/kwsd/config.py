@@ -38,7 +38,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class AudioConfig:
-    source: str = "microphone"          # microphone | wav | stdin
+    source: str = "microphone"          # microphone | wav | stdin | none (Detect streams only)
     source_id: str = ""                 # "" = the source kind ("microphone", "wav", "stdin")
     device: str = ""                    # microphone: name substring or index; "" = default input
     wav: str = ""                       # wav: file path
@@ -280,7 +280,7 @@ def _model(o: str, v: Any) -> str:
 _CHECKS: dict[str, tuple[type, dict[str, Any]]] = {
     "model": (ModelConfig, {"path": _model}),
     "audio": (AudioConfig, {
-        "source": lambda o, v: _check_str(o, v, ("microphone", "wav", "stdin")),
+        "source": lambda o, v: _check_str(o, v, ("microphone", "wav", "stdin", "none")),
         "source_id": lambda o, v: _check_str(o, v),
         "device": lambda o, v: str(_check_int(o, v, 0)) if isinstance(v, int) else _check_str(o, v),
         "wav": lambda o, v: _check_str(o, v),

@@ -203,9 +203,9 @@ class Daemon:
         log.info("model %s loaded from %s in %.2f s (keywords: %s; precision %s)",
                  self.bundle.model_id, path, time.monotonic() - t0,
                  ", ".join(self.bundle.keywords), self.settings.precision_for(self.bundle))
-        runner = self._make_runner(self.config, self.bundle, self.settings)
+        runners = self._make_runners(self.config, self.bundle, self.settings)
         with self._lock:
-            self._runners = [runner]
+            self._runners = runners
 
     def start_sources(self) -> None:
         with self._lock:
@@ -215,16 +215,20 @@ class Daemon:
         self.started_at = time.monotonic()
         self.serving = True
 
-    def _make_runner(self, config: Config, bundle: ModelBundle, settings: PipelineSettings
-                     ) -> SourceRunner:
+    def _make_runners(self, config: Config, bundle: ModelBundle, settings: PipelineSettings
+                      ) -> list[SourceRunner]:
+        """The configured source's runner; none for `audio.source = "none"` (a fleet member
+        that only serves clients' Detect streams has no microphone to lose)."""
         from kwsd.audio.source import SourceError
 
+        if config.audio.source == "none":
+            return []
         try:
             source = make_source(config)
         except SourceError as exc:
             raise DaemonError(f"audio: {exc}") from None
         pipeline = Pipeline(bundle, source.source_id, settings, enrolled=self.enrolled)
-        return SourceRunner(source, pipeline, self.bus)
+        return [SourceRunner(source, pipeline, self.bus)]
 
     def stop(self, timeout: float = 1.5) -> None:
         """Stop sources and threads, then close the bus (every subscriber's stream ends)."""
@@ -374,7 +378,7 @@ class Daemon:
             with self._lock:
                 old_runners = list(self._runners)
             if source_changed:
-                new_runners = [self._make_runner(new, bundle, settings)]
+                new_runners = self._make_runners(new, bundle, settings)
             else:
                 new_pipelines = [Pipeline(bundle, r.source.source_id, settings,
                                           enrolled=enrolled) for r in old_runners]
