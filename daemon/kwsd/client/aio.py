@@ -103,8 +103,10 @@ class AsyncKwsdClient:
 
     async def detect(self, samples: np.ndarray | ClientAudio, sample_rate: int = 16_000, *,
                      keywords: Iterable[str] = (), min_confidence: float = 0.0,
-                     label: str = "", chunk_ms: int = 100,
-                     realtime: bool = False) -> DetectResult:
+                     label: str = "", chunk_ms: int = 100, realtime: bool = False,
+                     reconnect: bool = False, backoff: Backoff | None = None,
+                     on_state: Callable[[str, str], None] | None = None) -> DetectResult:
+        """As KwsdClient.detect (with `reconnect`, a lost stream is sent again from its start)."""
         audio = samples if isinstance(samples, ClientAudio) else client_audio(samples,
                                                                               sample_rate)
 
@@ -121,13 +123,34 @@ class AsyncKwsdClient:
                         await asyncio.sleep(delay)
                 yield request
 
-        result = DetectResult([], None)
-        async for response in self._stub.Detect(requests(), metadata=self.connection.metadata):
-            if response.HasField("detection"):
-                result.detections.append(response.detection)
-            elif response.HasField("summary"):
-                result.summary = response.summary
-        return result
+        backoff = backoff or Backoff()
+        notify = on_state or (lambda state, detail: log.info("detect %s %s", state, detail))
+        while True:
+            call = self._stub.Detect(requests(), metadata=self.connection.metadata)
+            result = DetectResult([], None)
+            try:
+                await call.initial_metadata()
+                if not call.done():
+                    backoff.reset()
+                    notify("connected", self.connection.target.grpc_target)
+                async for response in call:
+                    if response.HasField("detection"):
+                        result.detections.append(response.detection)
+                    elif response.HasField("summary"):
+                        result.summary = response.summary
+                return result
+            except grpc.RpcError as exc:
+                if not reconnect or self._closed.is_set() or exc.code() not in RETRYABLE:
+                    raise
+                lost = exc
+            delay = backoff.next_delay()
+            notify("disconnected", f"{lost.code().name}: {lost.details()}")
+            notify("retrying", f"in {delay:.1f} s")
+            try:
+                await asyncio.wait_for(self._closed.wait(), delay)
+                raise lost
+            except TimeoutError:
+                pass
 
     async def detect_wav(self, path: str | Path, **kwargs) -> DetectResult:
         return await self.detect(wav_audio(path), **kwargs)

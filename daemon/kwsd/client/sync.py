@@ -5,7 +5,9 @@
             print(event.keyword, event.confidence)
 
 `subscribe` reconnects by itself (with backoff) when the daemon restarts or the connection
-drops, and stops on errors that retrying cannot fix (bad filter, wrong token).
+drops, and stops on errors that retrying cannot fix (bad filter, wrong token). `detect` does
+the same when asked (`reconnect=True`), sending the audio again from its start: behind a load
+balancer the new stream goes to another daemon of the fleet.
 """
 
 from __future__ import annotations
@@ -136,26 +138,53 @@ class KwsdClient:
 
     def detect(self, samples: np.ndarray | ClientAudio, sample_rate: int = 16_000, *,
                keywords: Iterable[str] = (), min_confidence: float = 0.0, label: str = "",
-               chunk_ms: int = 100, realtime: bool = False) -> DetectResult:
+               chunk_ms: int = 100, realtime: bool = False, reconnect: bool = False,
+               backoff: Backoff | None = None,
+               on_state: Callable[[str, str], None] | None = None) -> DetectResult:
         """Run audio through the daemon's model; `realtime` paces it like a live source,
-        otherwise it goes as fast as the daemon takes it."""
+        otherwise it goes as fast as the daemon takes it.
+
+        With `reconnect`, a stream lost to a retryable error (the daemon stopped or died, as
+        one of a fleet behind a load balancer does) is sent again from its first sample on a
+        new call, after a backoff delay, until it completes: the result is always that of the
+        whole audio, never a stream cut short. `on_state(state, detail)` hears "connected"
+        (the daemon accepted the config), "disconnected" and "retrying". Without it, a lost
+        stream raises grpc.RpcError.
+        """
         audio = samples if isinstance(samples, ClientAudio) else client_audio(samples,
                                                                               sample_rate)
-        call = self._stub.Detect(
-            detect_requests(audio, keywords=keywords, min_confidence=min_confidence,
-                            label=label, chunk_ms=chunk_ms, realtime=realtime),
-            metadata=self.connection.metadata)
-        self._track(call)
-        result = DetectResult([], None)
-        try:
-            for response in call:
-                if response.HasField("detection"):
-                    result.detections.append(response.detection)
-                elif response.HasField("summary"):
-                    result.summary = response.summary
-        finally:
-            self._untrack(call)
-        return result
+        backoff = backoff or Backoff()
+        notify = on_state or (lambda state, detail: log.info("detect %s %s", state, detail))
+        lost: grpc.RpcError | None = None
+        while True:
+            call = self._stub.Detect(
+                detect_requests(audio, keywords=keywords, min_confidence=min_confidence,
+                                label=label, chunk_ms=chunk_ms, realtime=realtime),
+                metadata=self.connection.metadata)
+            self._track(call)
+            result = DetectResult([], None)
+            try:
+                call.initial_metadata()  # sent once the daemon has accepted the config
+                if not call.done():
+                    backoff.reset()
+                    notify("connected", self.connection.target.grpc_target)
+                for response in call:
+                    if response.HasField("detection"):
+                        result.detections.append(response.detection)
+                    elif response.HasField("summary"):
+                        result.summary = response.summary
+                return result
+            except grpc.RpcError as exc:
+                if not reconnect or self._closed.is_set() or exc.code() not in RETRYABLE:
+                    raise
+                lost = exc
+            finally:
+                self._untrack(call)
+            delay = backoff.next_delay()
+            notify("disconnected", f"{lost.code().name}: {lost.details()}")
+            notify("retrying", f"in {delay:.1f} s")
+            if self._closed.wait(delay):
+                raise lost
 
     def detect_wav(self, path: str | Path, **kwargs) -> DetectResult:
         return self.detect(wav_audio(path), **kwargs)
