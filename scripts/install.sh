@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# haproxy: the load balancer of deploy/ (tests/fleet start the real binary).
 SYSTEM_PACKAGES=(portaudio19-dev gcc python3-venv pulseaudio pulseaudio-utils libasound2-plugins
-                 espeak-ng sox systemd)
+                 espeak-ng sox systemd haproxy)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -59,9 +59,11 @@ class RealtimeStream(threading.Thread):
     """One Detect stream sending `samples` (looped) in real time for `duration_s`."""
 
     def __init__(self, channel, label: str, samples: np.ndarray, duration_s: float,
-                 offset_s: float = 0.0) -> None:
+                 offset_s: float = 0.0, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        """`metadata` goes with the call (a token, for a daemon or balancer on TCP)."""
         super().__init__(name=f"load-{label}", daemon=True)
         self.stub = pb_grpc.KwsdStub(channel)
+        self.metadata = metadata
         self.stats = StreamStats(label)
         n = int(CHUNK_S * RATE)
         start = int(offset_s * RATE) % len(samples)
@@ -70,6 +72,7 @@ class RealtimeStream(threading.Thread):
         total = int(duration_s * RATE) // n * n
         self.chunks = [looped[i:i + n].astype("<i2").tobytes() for i in range(0, total, n)]
         self.sent_at: list[float] = []
+        self.detections: list[tuple] = []  # (keyword, start, end, confidence to 6 places)
 
     def _requests(self):
         yield pb.DetectRequest(config=pb.DetectConfig(sample_rate_hz=RATE, encoding=pb.LINEAR16,
@@ -88,7 +91,7 @@ class RealtimeStream(threading.Thread):
     def run(self) -> None:
         n = int(CHUNK_S * RATE)
         try:
-            for r in self.stub.Detect(self._requests(), timeout=3600):
+            for r in self.stub.Detect(self._requests(), timeout=3600, metadata=self.metadata):
                 now = time.monotonic()
                 if r.HasField("summary"):
                     self.stats.tail_s = now - self.sent_at[-1]
@@ -96,6 +99,9 @@ class RealtimeStream(threading.Thread):
                     self.stats.sent_s = r.summary.samples_processed / RATE
                 else:
                     self.stats.detections += 1
+                    d = r.detection
+                    self.detections.append((d.keyword, d.start_sample, d.end_sample,
+                                            round(d.confidence, 6)))
                     idx = min(max(0, (r.detection.end_sample - 1) // n), len(self.sent_at) - 1)
                     self.stats.latencies_s.append(now - self.sent_at[idx])
         except grpc.RpcError as exc:
