@@ -209,6 +209,18 @@ def _check_str(option: str, value: Any, choices: tuple[str, ...] | None = None) 
     return value
 
 
+MIN_TOKEN_CHARS = 16
+
+
+def _token(option: str, value: Any) -> str:
+    """A bearer token short enough to guess (or a template's placeholder left in) is refused."""
+    value = _check_str(option, value)
+    if value and len(value) < MIN_TOKEN_CHARS:
+        raise ConfigError(option, f"must be empty or at least {MIN_TOKEN_CHARS} characters "
+                                  f"(e.g. from `openssl rand -hex 24`), got {len(value)}")
+    return value
+
+
 def _check_hostport(option: str, value: Any) -> str:
     value = _check_str(option, value)
     if value:
@@ -327,7 +339,7 @@ _CHECKS: dict[str, tuple[type, dict[str, Any]]] = {
         "tls_key": lambda o, v: _check_str(o, v),
         "tls_client_ca": lambda o, v: _check_str(o, v),
         "tls_client_names": _names,
-        "token": lambda o, v: _check_str(o, v),
+        "token": _token,
         "insecure_loopback": _check_bool,
         "enroll_over_tcp": _check_bool,
         "max_streams": lambda o, v: _check_int(o, v, 1, 10000),

@@ -35,6 +35,7 @@ BAD_VALUES = [
     ("api", "max_streams", 0),
     ("api", "metrics", "host:99999"),
     ("api", "insecure_loopback", "true"),
+    ("api", "token", "REPLACE-ME"),
     ("logging", "level", "loud"),
 ]
 

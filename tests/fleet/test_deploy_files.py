@@ -156,12 +156,18 @@ def test_dockerfiles_lint_clean_and_copy_what_exists(dockerfile):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_container_configs_load():
-    from kwsd.config import load_config
+def test_container_configs_load(tmp_path):
+    from kwsd.config import ConfigError, load_config
 
     image = load_config(DEPLOY / "kwsd" / "image.toml")
     assert image.audio.source == "none" and image.api.tcp == ""
-    fleet = load_config(DEPLOY / "kwsd" / "fleet.toml")
+    template = DEPLOY / "kwsd" / "fleet.toml"
+    with pytest.raises(ConfigError, match="api.token: must be empty or at least 16"):
+        load_config(template)  # the placeholder left in fails closed
+    filled = tmp_path / "kwsd.toml"  # what deploy/README.md's sed line makes
+    filled.write_text(re.sub(r'(?m)^token = .*$', 'token = "0123456789abcdef0123456789abcdef"',
+                             template.read_text()))
+    fleet = load_config(filled)
     assert fleet.audio.source == "none"
     assert fleet.api.tls_cert and fleet.api.tls_key and fleet.api.token
     assert not fleet.api.insecure_loopback
