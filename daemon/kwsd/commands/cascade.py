@@ -34,14 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "already has a stage one and --retrain is not given")
     p.add_argument("--val-windows", type=Path, default=None,
                    help="window-audio cache of the validation split (the small audio-*)")
+    p.add_argument("--teacher-states", type=Path, default=None,
+                   help="the head trainer's hidden-state cache of --windows for THIS bundle's "
+                        "encoder (WORKDIR/cache/states-*): stage one also learns from the "
+                        "bundle's head (distillation); checked against the encoder")
     p.add_argument("--workdir", type=Path, default=Path("cascade-work"),
                    help="folder for cached log-mel features (cascade-work)")
     p.add_argument("--real-train", type=Path, default=Path("../shared/data/real-train"),
                    help="real-train (its held-out speakers choose the threshold; never real-dev)")
     p.add_argument("--speech-seconds", type=float, default=600.0,
                    help="seconds of held-out other real speech in the measurement set (600)")
-    p.add_argument("--hold", type=int, default=2,
-                   help="windows after a pass that also run the encoder (2)")
+    p.add_argument("--hold", default="1,2",
+                   help="windows after a pass that also run the encoder; a comma list tries "
+                        "each and keeps the one with the lowest pass rate (1,2)")
     p.add_argument("--max-recall-loss", type=float, default=0.01,
                    help="recall the cascade may lose on the measurement set, at every "
                         "threshold set of the bundle (0.01 = 1 point)")
@@ -81,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     import torch
 
-    from kwsd.head_training.cascade import StageOneFit, open_window_audio, train_stage_one
+    from kwsd.head_training.cascade import (
+        StageOneFit,
+        open_window_audio,
+        teacher_posteriors,
+        train_stage_one,
+    )
     from kwsd.head_training.cascade_threshold import (
         choose_threshold,
         heldout_set,
@@ -104,7 +114,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     t0 = time.time()
-    bundle = load_bundle(args.bundle)
+    bundle = load_bundle(args.bundle, with_cascade=not args.retrain)
     n_labels = len(bundle.labels)
     path = args.bundle / STAGE_ONE_FILE
     fit_info: dict = {}
@@ -120,24 +130,53 @@ def _fit(args: argparse.Namespace) -> int:
         train = open_window_audio(args.windows, bundle.window_samples, n_labels)
         val = (open_window_audio(args.val_windows, bundle.window_samples, n_labels)
                if args.val_windows else None)
+        teacher = None
+        if args.teacher_states is not None:
+            say(f"teacher: the bundle's head on {args.teacher_states}")
+            teacher = teacher_posteriors(bundle, args.teacher_states, train, args.workdir)
         say(f"stage one: training on {len(train.labels)} windows ({args.windows})")
         model, hist = train_stage_one(train, val, n_labels, args.workdir,
-                                      StageOneFit(epochs=args.epochs))
+                                      StageOneFit(epochs=args.epochs), teacher=teacher)
         save_stage_one(model, path)
         fit_info["stage_one"] = {"windows": str(args.windows),
                                  "val_windows": str(args.val_windows or ""),
+                                 "teacher_states": str(args.teacher_states or ""),
                                  "epochs": args.epochs, **hist}
         say(f"stage one written to {path}")
-    placeholder = CascadeSettings(True, STAGE_ONE_FILE, 0.5, args.hold)
+    try:
+        holds = sorted({int(h) for h in str(args.hold).split(",") if h.strip()})
+    except ValueError:
+        holds = []
+    if not holds or min(holds) < 0 or max(holds) > 50:
+        print(f"kwsd cascade fit: --hold {args.hold!r}: integers in [0, 50], comma separated",
+              file=sys.stderr)
+        return 2
+    placeholder = CascadeSettings(True, STAGE_ONE_FILE, 0.5, holds[0])
     bundle.cascade = Cascade(placeholder, model, len(bundle.keywords))
     mset = heldout_set(args.real_train, args.speech_seconds)
     say(f"measurement set: {json.dumps(mset.describe)}")
     rec = record(bundle, mset, progress=say)
     say(f"recorded {len(rec.calls)} files in {rec.cpu_s:.0f} CPU-s")
-    choice = choose_threshold(bundle, mset, rec, hold=args.hold,
-                              max_recall_loss=args.max_recall_loss, progress=say)
+    choices = []
+    for hold in holds:
+        say(f"hold {hold}:")
+        try:
+            choices.append(choose_threshold(bundle, mset, rec, hold=hold,
+                                            max_recall_loss=args.max_recall_loss,
+                                            progress=say))
+        except RuntimeError as exc:
+            say(f"hold {hold}: {exc}")
+    if not choices:
+        print("kwsd cascade fit: no threshold keeps the recall loss within "
+              f"{args.max_recall_loss:g} at any hold ({args.hold})", file=sys.stderr)
+        return 1
+    choice = min(choices, key=lambda c: (c["pass_rate_heldout"], -c["hold_hops"]))
+    choice["holds_tried"] = {c["hold_hops"]: {"threshold": c["threshold"],
+                                              "pass_rate_heldout": c["pass_rate_heldout"]}
+                             for c in choices}
+    hold = choice["hold_hops"]
     bundle.cascade = Cascade(CascadeSettings(True, STAGE_ONE_FILE, choice["threshold"],
-                                             args.hold), model, len(bundle.keywords))
+                                             hold), model, len(bundle.keywords))
     check = verify(bundle, mset, choice)
     say(f"check with the cascade on: {check}")
     speech = speech_pass_rate(bundle, args.bundle, args.real_train)
@@ -145,11 +184,13 @@ def _fit(args: argparse.Namespace) -> int:
     command = ("kwsd cascade fit --bundle " + str(args.bundle)
                + (f" --windows {args.windows}" if args.windows else "")
                + (f" --val-windows {args.val_windows}" if args.val_windows else "")
+               + (f" --teacher-states {args.teacher_states}" if args.teacher_states else "")
+               + (f" --epochs {args.epochs}" if args.windows else "")
                + f" --hold {args.hold} --max-recall-loss {args.max_recall_loss:g}")
     record_cascade(args.bundle, choice, check, speech, mset.describe, fit_info,
                    enabled=not args.disable, command=command, seconds=time.time() - t0)
     rl = ", ".join(f"{k} {100 * v:+.2f} points" for k, v in choice["recall_loss"].items())
-    print(f"stage-one threshold {choice['threshold']:.4g}, hold {args.hold} hops: pass rate "
+    print(f"stage-one threshold {choice['threshold']:.4g}, hold {hold} hops: pass rate "
           f"{choice['pass_rate_heldout']:.3f} on held-out real-train, "
           f"{speech['pass_rate']:.3f} on the bench's real speech; recall loss {rl}; written to "
           f"{args.bundle / 'kws.json'} (streaming.cascade, enabled: {not args.disable})")

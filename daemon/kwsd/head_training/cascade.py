@@ -9,6 +9,12 @@ keyword (label `_unknown_`, coverage > PARTIAL_IGNORE) are left out: stage one m
 (the hold that follows a pass then covers the windows where the keyword is whole) and need not
 learn to refuse them, which the head does.
 
+With the head trainer's hidden-state cache of the bundle's own encoder (`cache/states-*`, the
+same rows), stage one also learns from the bundle's head (distillation): its target is half the
+window's label, half the head's posterior, and the partial-keyword windows come back with the
+head's posterior alone. Stage one then learns where the encoder + head would say "keyword",
+which is what the cascade must not miss, rather than only where the labels do.
+
 The threshold is not chosen here (threshold.py: on held-out real callers, through the daemon's
 own path, for a stated recall loss).
 """
@@ -69,7 +75,7 @@ def cached_features(audio: WindowAudio, model: StageOne, workdir: Path,
                     batch: int = 512) -> np.ndarray:
     """Log-mel features of every row [N, n_mels, frames] (float16), computed once per cache."""
     cfg = model.config
-    key = f"{audio.path.resolve().name}-{len(audio.labels)}-mel{cfg.n_mels}"
+    key = f"{audio.path.resolve().name}-{len(audio.labels)}-mel{cfg.n_mels}-hop{cfg.fft_hop}"
     out = workdir / f"logmel-{key}.npy"
     if out.is_file():
         return np.load(out, mmap_mode="r")
@@ -88,6 +94,46 @@ def cached_features(audio: WindowAudio, model: StageOne, workdir: Path,
     return feats
 
 
+def teacher_posteriors(bundle, states_dir: Path, audio: WindowAudio, workdir: Path,
+                       batch: int = 512) -> np.ndarray:
+    """The bundle head's posteriors [N, labels] of every cached window, from the head
+    trainer's hidden-state cache of the bundle's encoder (checked on a few rows against the
+    encoder itself, so a cache of another encoder is refused)."""
+    from kwsd.model.streaming import encode_windows, posteriors_from_states
+
+    cfg = bundle.encoder.config
+    shape = (cfg.num_hidden_layers + 1, cfg.num_frames(bundle.window_samples), cfg.hidden_size)
+    n = len(audio.labels)
+    path = Path(states_dir) / "states.bin"
+    want = n * int(np.prod(shape)) * 2
+    if not path.is_file() or path.stat().st_size != want:
+        have = path.stat().st_size if path.is_file() else "no file"
+        raise WindowCacheError(f"{states_dir}: states.bin should hold {n} windows of "
+                               f"{shape} float16 ({want} bytes), has {have} (another encoder, "
+                               "another window cache, or unfinished)")
+    x = np.memmap(path, dtype=np.float16, mode="r", shape=(n, *shape))
+    probe = np.linspace(0, n - 1, 4).astype(np.int64)
+    wins = torch.from_numpy(np.asarray(audio.x[probe], dtype=np.float32) / 32768.0)
+    live = posteriors_from_states(bundle, encode_windows(bundle, wins, precision="fp32"))
+    cached = posteriors_from_states(bundle, torch.from_numpy(np.asarray(x[probe], np.float32)))
+    diff = float(np.abs(live - cached).max())
+    if diff > 0.05:
+        raise WindowCacheError(f"{states_dir}: its hidden states are not this bundle's "
+                               f"encoder's (head posteriors differ by {diff:.2f} on the same "
+                               "windows)")
+    out = workdir / f"teacher-{Path(states_dir).name}-{n}.npy"
+    if out.is_file():
+        return np.load(out)
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    probs = np.concatenate([
+        posteriors_from_states(bundle, torch.from_numpy(np.asarray(x[i:i + batch], np.float32)))
+        for i in range(0, n, batch)]).astype(np.float32)
+    np.save(out, probs)
+    log.info("teacher posteriors of %d windows in %.0f s -> %s", n, time.time() - t0, out)
+    return probs
+
+
 @dataclass
 class StageOneFit:
     epochs: int = 6
@@ -97,6 +143,7 @@ class StageOneFit:
     seed: int = 0
     class_weight_power: float = 0.5
     max_negatives: int | None = 20000  # _unknown_ windows trained on (a random subset)
+    label_weight: float = 0.5  # with a teacher: target = w * label + (1 - w) * head posterior
 
 
 def _class_weights(labels: np.ndarray, n: int, power: float) -> torch.Tensor:
@@ -107,14 +154,20 @@ def _class_weights(labels: np.ndarray, n: int, power: float) -> torch.Tensor:
 
 def train_stage_one(train: WindowAudio, val: WindowAudio | None, num_labels: int,
                     workdir: Path, fit: StageOneFit | None = None,
-                    n_mels: int = 40) -> tuple[StageOne, dict]:
-    """Train stage one; returns the model of the epoch with the best validation keyword AUC
-    proxy (lowest validation loss) and the history."""
+                    n_mels: int = 40, teacher: np.ndarray | None = None
+                    ) -> tuple[StageOne, dict]:
+    """Train stage one (distilled from `teacher` posteriors [N, labels] when given); returns
+    the model of the epoch with the lowest validation loss, and the history."""
     fit = fit or StageOneFit()
     torch.manual_seed(fit.seed)
     model = StageOne(StageOneConfig(num_labels=num_labels, n_mels=n_mels))
     feats = cached_features(train, model, workdir)
     keep = ~((train.labels == num_labels - 2) & (train.coverage > PARTIAL_IGNORE))
+    if teacher is not None:
+        keep[:] = True  # partial windows learn the head's posterior
+        partial = torch.from_numpy((train.labels == num_labels - 2)
+                                   & (train.coverage > PARTIAL_IGNORE))
+        soft = torch.from_numpy(np.asarray(teacher, dtype=np.float32))
     rows = np.flatnonzero(keep)
     unknown = rows[train.labels[rows] == num_labels - 2]
     if fit.max_negatives is not None and len(unknown) > fit.max_negatives:
@@ -137,7 +190,14 @@ def train_stage_one(train: WindowAudio, val: WindowAudio | None, num_labels: int
         for i in range(0, len(order), fit.batch_size):
             idx = np.sort(order[i:i + fit.batch_size])
             x = torch.from_numpy(np.asarray(feats[idx], dtype=np.float32))
-            loss = F.cross_entropy(model.body(x), labels[idx], weight=weights)
+            if teacher is None:
+                loss = F.cross_entropy(model.body(x), labels[idx], weight=weights)
+            else:
+                y = labels[idx]
+                w = torch.where(partial[idx], 0.0, fit.label_weight)[:, None]
+                target = w * F.one_hot(y, num_labels) + (1 - w) * soft[idx]
+                logp = F.log_softmax(model.body(x), dim=-1)
+                loss = (-(target * logp).sum(-1) * weights[y]).sum() / weights[y].sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -253,12 +253,13 @@ def replay(bundle: ModelBundle, mset: MeasurementSet, rec: Recording, threshold:
 
 # -- the choice ------------------------------------------------------------------------------
 
-def candidate_thresholds(rec: Recording, count: int = 40) -> list[float]:
-    """Stage-one scores at evenly spaced pass fractions (before the hold), ascending."""
+def candidate_thresholds(rec: Recording, count: int = 48) -> list[float]:
+    """Stage-one scores at pass fractions (before the hold) from 80 % down to 0.5 %, evenly
+    spaced in log: fine steps where the pass rate is low and each step matters. Ascending."""
     scores = np.array([w[3] for calls in rec.calls.values() for c in calls for w in c])
     if not len(scores):
         return [0.5]
-    qs = np.quantile(scores, np.linspace(0.2, 0.995, count))
+    qs = np.quantile(scores, 1 - np.geomspace(0.8, 0.005, count))
     return sorted({round(float(q), 6) for q in qs})
 
 
@@ -395,6 +396,7 @@ def record_cascade(bundle_path: Path, choice: dict[str, Any], check: dict[str, A
         "pass_rate_audio": speech["audio"],
         "pass_mask_real_speech": speech["mask"],
         "candidates": choice["candidates"],
+        "holds_tried": choice.get("holds_tried", {}),
         "fit": fit_info,
         "command": command,
         "fit_seconds": round(seconds, 1),

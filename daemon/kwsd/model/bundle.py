@@ -203,8 +203,10 @@ def _load_head(path: Path, cfg: HeadConfig) -> KeywordHead:
     return head.eval()
 
 
-def load_bundle(path: str | Path) -> ModelBundle:
-    """Load and validate a bundle folder (no pickles, every shape checked)."""
+def load_bundle(path: str | Path, *, with_cascade: bool = True) -> ModelBundle:
+    """Load and validate a bundle folder (no pickles, every shape checked). `with_cascade`
+    False: leave kws.json streaming.cascade and its stage one out (`kwsd cascade fit` making
+    a new one)."""
     path = Path(path)
     if not path.is_dir():
         raise _err(path, "not a directory (a model bundle is a folder)")
@@ -225,7 +227,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
     model = meta["model"]
     rate = meta["sample_rate"]
     try:
-        cascade = load_cascade(path, meta, labels)
+        cascade = load_cascade(path, meta, labels) if with_cascade else None
     except CascadeError as exc:
         raise ModelBundleError(f"cascade: {exc}") from exc
     return ModelBundle(

@@ -42,7 +42,7 @@ STAGE_ONE_FILE = "stage-one.safetensors"
 STAGE_ONE_TYPE = "logmel-cnn"
 SAMPLE_RATE = 16000
 N_FFT = 400  # 25 ms
-FFT_HOP = 160  # 10 ms
+FFT_HOP = 320  # 20 ms (the encoder's frame rate): half the frames of the usual 10 ms, for a gate
 UNKNOWN = "_unknown_"
 SILENCE = "_silence_"
 CASCADE_MODES = ("", "on", "off")
@@ -57,10 +57,12 @@ class StageOneConfig:
     num_labels: int
     n_mels: int = 40
     channels: tuple[int, ...] = (64, 64, 96, 96)
+    fft_hop: int = FFT_HOP
 
     def to_json(self) -> str:
         return json.dumps({"type": STAGE_ONE_TYPE, "num_labels": self.num_labels,
-                           "n_mels": self.n_mels, "channels": list(self.channels)})
+                           "n_mels": self.n_mels, "channels": list(self.channels),
+                           "fft_hop": self.fft_hop})
 
     @classmethod
     def from_json(cls, text: str) -> StageOneConfig:
@@ -68,9 +70,9 @@ class StageOneConfig:
         if d.get("type") != STAGE_ONE_TYPE:
             raise CascadeError(f"stage-one type {d.get('type')!r}, expected {STAGE_ONE_TYPE!r}")
         cfg = cls(num_labels=int(d["num_labels"]), n_mels=int(d["n_mels"]),
-                  channels=tuple(int(c) for c in d["channels"]))
+                  channels=tuple(int(c) for c in d["channels"]), fft_hop=int(d["fft_hop"]))
         if cfg.num_labels < 3 or cfg.n_mels < 8 or len(cfg.channels) != 4 or min(
-                cfg.channels) < 1:
+                cfg.channels) < 1 or not 40 <= cfg.fft_hop <= N_FFT:
             raise CascadeError(f"stage-one config out of range: {d}")
         return cfg
 
@@ -115,14 +117,27 @@ class StageOne(nn.Module):
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         """[B, samples] -> log-mel [B, n_mels, frames], mean-normalised per band and window
         (independent of the recording level and of a fixed channel colouring)."""
-        spec = torch.stft(wave, N_FFT, FFT_HOP, window=self.window_fn, center=False,
-                          return_complex=True)
-        power = spec.real.square() + spec.imag.square()  # [B, bins, frames]
+        spec = torch.stft(wave, N_FFT, self.config.fft_hop, window=self.window_fn,
+                          center=False, return_complex=True)
+        power = torch.view_as_real(spec).square().sum(-1)  # [B, bins, frames]
         logmel = torch.log(torch.matmul(self.mel.T, power) + 1e-9)
         return logmel - logmel.mean(dim=-1, keepdim=True)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.body(self.features(wave))
+
+    def fold_batchnorm(self) -> StageOne:
+        """Inference: each BatchNorm folded into its conv (fewer ops per window, same output
+        to float rounding). The model is then for eval only."""
+        with torch.no_grad():
+            for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+                if isinstance(norm, nn.Identity):
+                    continue
+                scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+                conv.weight.mul_(scale[:, None, None])
+                conv.bias.copy_((conv.bias - norm.running_mean) * scale + norm.bias)
+                self.norms[i] = nn.Identity()
+        return self
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         """Log-mel features [B, n_mels, frames] -> logits (training runs on cached features)."""
@@ -179,7 +194,7 @@ def load_stage_one(path: Path, num_labels: int) -> StageOne:
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise CascadeError(f"{path}: tensor {k} holds non-finite values")
     model.load_state_dict(state)
-    return model.eval().requires_grad_(False)
+    return model.eval().requires_grad_(False).fold_batchnorm()
 
 
 @dataclass(frozen=True)
@@ -270,6 +285,7 @@ class CascadeGate:
         self.threshold = cascade.settings.threshold if threshold == -1.0 else threshold
         self.hold_hops = cascade.settings.hold_hops if hold_hops is None else int(hold_hops)
         self.schedule: list[bool] | None = None
+        self.trace: list[bool] | None = None  # set to a list to record every decision
         self.last_score = 0.0
         self.windows = 0
         self.passed = 0
@@ -298,4 +314,6 @@ class CascadeGate:
             ok = False
         self.windows += 1
         self.passed += ok
+        if self.trace is not None:
+            self.trace.append(ok)
         return ok
