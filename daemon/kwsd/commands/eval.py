@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the two-stage cascade or not (default: as the bundle's "
                              "kws.json streaming.cascade says); compare recall and false alarms "
                              "with and without")
+    parser.add_argument("--precision", default="",
+                        help="encoder precision (default: the bundle's kws.json "
+                             "streaming.precision; e.g. fp32 to compare with)")
 
 
 def _thresholds(args: argparse.Namespace, bundle) -> dict[str, float]:
@@ -103,7 +106,13 @@ def run(args: argparse.Namespace) -> int:
     except CascadeError as exc:
         print(f"kwsd eval: {args.model}: {exc}", file=sys.stderr)
         return 2
-    settings = PipelineSettings(cascade="on" if cascade_on else "off")
+    settings = PipelineSettings(cascade="on" if cascade_on else "off",
+                                precision=args.precision)
+    try:
+        settings.precision_for(bundle)
+    except Exception as exc:  # noqa: BLE001 - ConfigError naming engine.precision
+        print(f"kwsd eval: --precision: {exc}", file=sys.stderr)
+        return 2
     overrides = _thresholds(args, bundle)
     if overrides:
         settings = dataclasses.replace(settings, decision=dataclasses.replace(

@@ -98,8 +98,24 @@ def cost_at_pattern(bundle, precision: str, cache: bool | None, trace: str, seco
             "per_part_ms_per_audio_s": rs[0]["per_part_ms_per_audio_s"]}
 
 
+def interleave(named: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
+    """Clips of the measurement audio's subsets (wuw-train callers, other speech) in turns, so
+    that a short run (`--seconds 20`) holds both kinds in the measurement's proportions
+    instead of the first subset only (stage one passes far more of the keyword callers)."""
+    groups: dict[str, list[np.ndarray]] = {}
+    for name, x in named:
+        groups.setdefault(name.split("/", 1)[0], []).append(x)
+    out, queues = [], [list(g) for g in groups.values()]
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop(0))
+    return out
+
+
 def shipped_bundle_audio(bundle_path: Path, real_train: Path | None) -> tuple[list, dict]:
-    """Real speech for a bundle's cascade bench (kwsd.evaluation.precision.measurement_audio)."""
+    """Real speech for a bundle's cascade bench (kwsd.evaluation.precision.measurement_audio),
+    its subsets interleaved."""
     import sys
 
     from kwsd.evaluation.precision import DEFAULT_SECONDS, measurement_audio
@@ -108,4 +124,5 @@ def shipped_bundle_audio(bundle_path: Path, real_train: Path | None) -> tuple[li
                               warn=lambda m: print(m, file=sys.stderr))
     desc = {k: v for k, v in audio.describe().items() if k != "files"}
     desc["files"] = len(audio.clips)
-    return [x for _, x in audio.clips], desc
+    desc["order"] = "subsets interleaved clip by clip"
+    return interleave(audio.clips), desc

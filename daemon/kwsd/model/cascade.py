@@ -119,7 +119,7 @@ class StageOne(nn.Module):
         (independent of the recording level and of a fixed channel colouring)."""
         spec = torch.stft(wave, N_FFT, self.config.fft_hop, window=self.window_fn,
                           center=False, return_complex=True)
-        power = torch.view_as_real(spec).square().sum(-1)  # [B, bins, frames]
+        power = spec.real.square() + spec.imag.square()  # [B, bins, frames]
         logmel = torch.log(torch.matmul(self.mel.T, power) + 1e-9)
         return logmel - logmel.mean(dim=-1, keepdim=True)
 
