@@ -187,3 +187,27 @@ def test_config_engine_cascade():
     assert config_from_dict({"engine": {"cascade": "off"}}).engine.cascade == "off"
     with pytest.raises(ConfigError, match="engine.cascade"):
         config_from_dict({"engine": {"cascade": "maybe"}})
+
+
+def test_bench_and_eval_commands_measure_with_and_without(bundle, tmp_path, capsys):
+    from kwsd.audio.audiofile import write_wav_16k
+    from kwsd.cli import main
+
+    # no real-train and no demo.wav: synthetic speech-like audio (announced)
+    assert main(["bench", "--bundle", str(bundle.path), "--cascade-only", "--speech",
+                 str(tmp_path / "absent"), "--seconds", "1", "--repeats", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["default"] == "on" and out["on"]["pass_rate"] == 1.0  # threshold 0
+    assert out["off"]["cpu_s_per_audio_s"] > 0 and out["on"]["cpu_s_per_audio_s"] > 0
+    assert out["audio"]["source"] == "synthetic"
+    write_wav_16k(tmp_path / "a.wav", speechy(3.0, seed=9))
+    (tmp_path / "m.csv").write_text("file,keyword,kw_start_s,kw_end_s,in_sentence\n"
+                                    "a.wav,,,,False\n")
+    dets = {}
+    for mode in ("on", "off"):
+        assert main(["eval", "--model", str(bundle.path), "--manifest", str(tmp_path / "m.csv"),
+                     "--out", str(tmp_path / f"{mode}.jsonl"), "--cascade", mode,
+                     "--no-progress", "--threshold", "yes=0.3", "--threshold", "no=0.3"]) == 0
+        assert f"(cascade {mode})" in capsys.readouterr().out
+        dets[mode] = (tmp_path / f"{mode}.jsonl").read_text()
+    assert dets["on"] == dets["off"]  # a stage one that passes everything changes nothing
