@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         if cascade is None:
             print(f"{args.bundle}: no cascade (kwsd cascade fit makes one)")
             return 1
-        brief = {k: v for k, v in cascade.items() if k not in ("fit",)}
+        brief = {k: v for k, v in cascade.items()
+                 if k not in ("fit", "candidates", "pass_mask_real_speech", "rule")}
         print(json.dumps(brief, indent=1))
         return 0
     try:

@@ -53,6 +53,7 @@ def bench_bundle(bundle, clips: list[np.ndarray], seconds: float, repeats: int,
         cpu = [x["cpu_rtf"] for x in rs]
         parts = {k: round(statistics.median(x["per_part_ms_per_audio_s"][k] for x in rs), 2)
                  for k in rs[0]["per_part_ms_per_audio_s"]}
+        parts.setdefault("stage_one", 0.0)
         out[m] = {"cpu_s_per_audio_s": round(statistics.median(cpu), 4),
                   "cpu_s_per_audio_s_runs": cpu, "per_part_ms_per_audio_s": parts}
         if m == "on":

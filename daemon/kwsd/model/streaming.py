@@ -102,8 +102,9 @@ class StreamingClassifier:
         self.gate = CascadeGate(loaded) if cascade_active(loaded, cascade) else None
         self._rejected = no_keyword_probs(list(bundle.labels))
         # Seconds spent per part since construction (bench and status read them).
-        self.timings = {"conv": 0.0, "posconv": 0.0, "transformer": 0.0, "head": 0.0,
-                        "stage_one": 0.0}
+        self.timings = {"conv": 0.0, "posconv": 0.0, "transformer": 0.0, "head": 0.0}
+        if self.gate is not None:
+            self.timings["stage_one"] = 0.0
         self.reset()
 
     # -- state ---------------------------------------------------------------------------------
