@@ -202,7 +202,7 @@ def _format_cascade(c: dict[str, Any]) -> str:
         if m in c:
             r = c[m]
             extra = f", stage one passes {r['pass_rate']:.1%} of windows" if m == "on" else ""
-            lines.append(f"  cascade {m:3}: {r['cpu_s_per_audio_s']:.4f} CPU-s per audio s "
+            lines.append(f"  cascade {m:3}: {r['cpu_s_per_audio_s']:.4f} CPU-s per audio s"
                          f"{extra}")
     return "\n".join(lines)
 
