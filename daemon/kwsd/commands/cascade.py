@@ -187,6 +187,7 @@ def _fit(args: argparse.Namespace) -> int:
                + (f" --val-windows {args.val_windows}" if args.val_windows else "")
                + (f" --teacher-states {args.teacher_states}" if args.teacher_states else "")
                + (f" --epochs {args.epochs}" if args.windows else "")
+               + (" --retrain" if args.retrain else "")
                + f" --hold {args.hold} --max-recall-loss {args.max_recall_loss:g}")
     record_cascade(args.bundle, choice, check, speech, mset.describe, fit_info,
                    enabled=not args.disable, command=command, seconds=time.time() - t0)
