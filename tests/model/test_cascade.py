@@ -211,3 +211,41 @@ def test_bench_and_eval_commands_measure_with_and_without(bundle, tmp_path, caps
         assert f"(cascade {mode})" in capsys.readouterr().out
         dets[mode] = (tmp_path / f"{mode}.jsonl").read_text()
     assert dets["on"] == dets["off"]  # a stage one that passes everything changes nothing
+
+
+def test_fit_replay_equals_real_cascade_runs(plain_dir, tmp_path):
+    """kwsd cascade fit records once and replays every candidate threshold: the replay must give
+    what a real run with the cascade on gives (same VAD gate, same decision)."""
+    from kwsd.evaluation.manifest import EvalItem
+    from kwsd.head_training.cascade_threshold import (
+        MeasurementSet,
+        candidate_thresholds,
+        record,
+        replay,
+        verify,
+    )
+
+    d = _with_cascade(plain_dir, tmp_path / "b", {"enabled": True, "threshold": 0.5})
+    meta = json.loads((d / "kws.json").read_text())
+    meta["thresholds"] = {"yes": 0.2, "no": 0.2}  # random weights: make detections happen
+    (d / "kws.json").write_text(json.dumps(meta))
+    bundle = load_bundle(d)
+    audio = {f"f{i}.wav": speechy(4.0, seed=20 + i) for i in range(3)}
+    items = [EvalItem(file=f, path=tmp_path / f, keyword="", kw_start_s=None, kw_end_s=None,
+                      in_sentence=False) for f in audio]
+    mset = MeasurementSet(items, audio, {})
+    rec = record(bundle, mset)
+    plain = replay(bundle, mset, rec, None, 1)
+    assert plain.detections and plain.pass_rate == 1.0
+    scores = sorted(w[3] for calls in rec.calls.values() for c in calls for w in c)
+    thr = scores[len(scores) // 2]  # about half the windows pass before the hold
+    assert candidate_thresholds(rec)
+    for hold in (0, 1):
+        out = replay(bundle, mset, rec, thr, hold)
+        assert 0 < out.pass_rate < 1
+        from kwsd.model.cascade import Cascade, CascadeSettings
+
+        bundle.cascade = Cascade(CascadeSettings(True, STAGE_ONE_FILE, thr, hold),
+                                 bundle.cascade.model, bundle.cascade.num_keywords)
+        check = verify(bundle, mset, {"detections": {"default": out.detections}})
+        assert check["default"]["same_detections_as_replay"], (hold, out.detections)

@@ -177,7 +177,7 @@ class StreamingClassifier:
         the conv cache's chain, so the next window that passes computes its features whole."""
         t0 = self._clock()
         ok = self.gate.check(wave[0])
-        self.timings["stage_one"] += self._clock() - t0
+        self.timings["stage_one"] = self.timings.get("stage_one", 0.0) + self._clock() - t0
         if not ok:
             self._warm = False
         return ok
