@@ -80,6 +80,7 @@ class EngineConfig:
     hop_ms: int = 0                     # window hop; 0 = the model's (kws.json); multiple of 20
     warmup: bool = True                 # run one inference before READY=1
     precision: str = ""                 # encoder precision; "" = the model's (kws.json)
+    cascade: str = ""                   # two-stage cascade: "on", "off", "" = the model's
     status_interval_s: float = 10.0     # STATUS= line period
 
 
@@ -328,6 +329,7 @@ _CHECKS: dict[str, tuple[type, dict[str, Any]]] = {
         "hop_ms": lambda o, v: _hop(o, v),
         "warmup": _check_bool,
         "precision": lambda o, v: _precision(o, v),
+        "cascade": lambda o, v: _check_str(o, v, ("", "on", "off")),
         "status_interval_s": lambda o, v: _check_float(o, v, 0.5, 3600.0),
     }),
     "api": (ApiConfig, {

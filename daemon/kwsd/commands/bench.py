@@ -7,6 +7,11 @@ difference from the plain fp32 per-window computation, recommends the fastest va
 the accuracy limits, and measures that one's load time and peak RSS in a fresh process.
 Numbers are measured on whatever else the machine is doing: the load average is reported.
 
+The shipped demo bundle (models/demo) is measured too, on real speech (real-train, else its
+demo.wav): CPU-s per audio second as it runs by default, with its two-stage cascade off and on,
+and stage one's pass rate; the real-size encoder's cascade cost is then measured at that very
+pass pattern (kwsd.evaluation.cascade_bench).
+
 `kwsd bench --bundle DIR` measures one real bundle instead: every precision on real speech
 (`../shared/data/real-train`, never real-dev), through the daemon's own decision path, and
 names the fastest one whose decisions match fp32's; `--choose` writes it into DIR/kws.json as
@@ -66,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     choose.add_argument("--max-posterior-diff", type=float, default=None,
                         help="largest posterior difference from fp32 a precision may have "
                              "(default 0.02)")
+    choose.add_argument("--cascade-only", action="store_true",
+                        help="--bundle: measure only the cascade (off and on, pass rate), not "
+                             "the precisions")
+    parser.add_argument("--no-shipped", action="store_true",
+                        help="skip the shipped demo bundle and the cascade figures")
 
 
 def _cpu_model() -> str:
@@ -123,6 +133,8 @@ def run_bundle(args: argparse.Namespace) -> int:
         if value is not None:
             command += [flag, f"{value:g}"]
     command += ["--seconds", f"{args.seconds:g}", "--repeats", str(args.repeats)]
+    if args.cascade_only:
+        return _bundle_cascade(args)
     try:
         choice = choose_for_bundle(
             args.bundle, real_train=args.speech or DEFAULT_REAL_TRAIN,
@@ -134,6 +146,9 @@ def run_bundle(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:  # a bad bundle, real-dev, unreadable audio
         print(f"kwsd bench: {exc}", file=sys.stderr)
         return 2
+    cascade = _cascade_json(args.bundle, args) if _has_cascade(args.bundle) else None
+    if cascade is not None:
+        choice = {**choice, "cascade": cascade}
     if args.json:
         json.dump(choice, sys.stdout, indent=1)
         print()
@@ -142,7 +157,54 @@ def run_bundle(args: argparse.Namespace) -> int:
         print(f"written to {args.bundle / 'kws.json'}: streaming.precision = "
               f"{choice['chosen']!r}" if args.choose else
               "(not written: add --choose to record it in the bundle)")
+        if cascade is not None:
+            print(_format_cascade(cascade))
     return 0
+
+
+def _has_cascade(bundle: Path) -> bool:
+    try:
+        meta = json.loads((bundle / "kws.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return "cascade" in (meta.get("streaming") or {})
+
+
+def _cascade_json(bundle: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The bundle's cascade on real speech, in its own process (kwsd.model.bench cascade)."""
+    cmd = ["cascade", "--bundle", str(bundle), "--seconds", f"{args.seconds:g}",
+           "--repeats", str(max(1, args.repeats))]
+    if args.speech is not None:
+        cmd += ["--real-train", str(args.speech)]
+    return _run_json(cmd)
+
+
+def _bundle_cascade(args: argparse.Namespace) -> int:
+    if not _has_cascade(args.bundle):
+        print(f"kwsd bench: {args.bundle}: no streaming.cascade in kws.json (kwsd cascade fit "
+              "makes one)", file=sys.stderr)
+        return 2
+    result = _cascade_json(args.bundle, args)
+    result["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    if args.json:
+        json.dump(result, sys.stdout, indent=1)
+        print()
+    else:
+        print(_format_cascade(result))
+    return 0
+
+
+def _format_cascade(c: dict[str, Any]) -> str:
+    lines = [f"cascade of {c.get('model', c.get('bundle', ''))} ({c['precision']}, default "
+             f"{c['default']}) on {c['audio']['seconds']} s of {c['audio']['source']}, "
+             f"{c['runs']} x {c['audio_s_per_run']} s, 1 thread:"]
+    for m in ("off", "on"):
+        if m in c:
+            r = c[m]
+            extra = f", stage one passes {r['pass_rate']:.1%} of windows" if m == "on" else ""
+            lines.append(f"  cascade {m:3}: {r['cpu_s_per_audio_s']:.4f} CPU-s per audio s"
+                         f"{extra}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,6 +240,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     result["machine"]["torch"] = torch.__version__
+    shipped = None
+    if not args.no_shipped:
+        from kwsd.config import default_model_path
+
+        demo = default_model_path()
+        if _has_cascade(demo):
+            shipped = _cascade_json(demo, args)
+            result["shipped_demo"] = shipped
     with tempfile.TemporaryDirectory(prefix="kwsd-bench-") as tmp:
         for name in configs:
             cfg = demo_config() if name == "demo" else EncoderConfig()
@@ -189,12 +259,22 @@ def run(args: argparse.Namespace) -> int:
             footprint = _run_json(["footprint", "--bundle", str(path), "--variant", best])
             runs = {r["threads"]: r for r in speed["variants"][best]["runs"]}
             one = runs.get(1)
+            cascade = None
+            if shipped is not None and shipped.get("pass_trace"):
+                trace = Path(tmp) / "trace.txt"
+                trace.write_text(shipped["pass_trace"])
+                cascade = _run_json(["pattern", "--bundle", str(path), "--variant", best,
+                                     "--trace-file", str(trace), "--seconds",
+                                     str(args.seconds)])
+                cascade["pattern"] = (f"stage one's pass pattern of the shipped demo bundle "
+                                      f"on {shipped['audio']['source']} speech")
             result["configs"][name] = {
                 "target_rtf_one_core": TARGETS[name], "recommended": best,
                 "recommended_rtf": {t: r["rtf"] for t, r in runs.items()},
                 "recommended_cpu_rtf": {t: r["cpu_rtf"] for t, r in runs.items()},
                 "meets_target_cpu_rtf_one_thread":
                     None if one is None else one["cpu_rtf"] <= TARGETS[name],
+                **({"cascade": cascade} if cascade is not None else {}),
                 "footprint": footprint, **speed}
     result["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
@@ -209,8 +289,15 @@ def _print_table(result: dict[str, Any]) -> None:
     m = result["machine"]
     print(f"{m['cpu']} ({m['cores']} cores), torch {m['torch']}, load average "
           f"{m['loadavg_before'][0]} -> {m['loadavg_after'][0]}")
+    if "shipped_demo" in result:
+        print("\nshipped " + _format_cascade(result["shipped_demo"]))
     for name, c in result["configs"].items():
         fp = c["footprint"]
+        if "cascade" in c:
+            cc = c["cascade"]
+            print(f"\n{name}: cascade at the shipped demo's pass pattern "
+                  f"({cc['pass_rate']:.1%} of windows, {cc['precision']}, conv cache "
+                  f"{cc['cache_conv']}): {cc['cpu_s_per_audio_s']:.4f} CPU-s per audio s")
         print(f"\n{name}: {c['params_m']}M params, {c['feat_extract_norm']} norm, window "
               f"{c['window_ms']} ms, hop {c['hop_ms']} ms; load {fp['load_bundle_s']} s, peak RSS "
               f"{fp['peak_rss_mib']} MiB ({c['recommended']}); target RTF "

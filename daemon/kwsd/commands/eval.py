@@ -39,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="files evaluated in parallel processes (1)")
+    parser.add_argument("--cascade", choices=["on", "off"], default=None,
+                        help="run the two-stage cascade or not (default: as the bundle's "
+                             "kws.json streaming.cascade says); compare recall and false alarms "
+                             "with and without")
+    parser.add_argument("--precision", default="",
+                        help="encoder precision (default: the bundle's kws.json "
+                             "streaming.precision; e.g. fp32 to compare with)")
 
 
 def _thresholds(args: argparse.Namespace, bundle) -> dict[str, float]:
@@ -92,7 +99,20 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for msg in problems:  # a mislabelled row is left out (its file too), the rest is scored
         log.error("manifest row left out: %s", msg)
-    settings = PipelineSettings()
+    from kwsd.model.cascade import CascadeError, cascade_active
+
+    try:
+        cascade_on = cascade_active(bundle.cascade, args.cascade or "")
+    except CascadeError as exc:
+        print(f"kwsd eval: {args.model}: {exc}", file=sys.stderr)
+        return 2
+    settings = PipelineSettings(cascade="on" if cascade_on else "off",
+                                precision=args.precision)
+    try:
+        settings.precision_for(bundle)
+    except Exception as exc:  # noqa: BLE001 - ConfigError naming engine.precision
+        print(f"kwsd eval: --precision: {exc}", file=sys.stderr)
+        return 2
     overrides = _thresholds(args, bundle)
     if overrides:
         settings = dataclasses.replace(settings, decision=dataclasses.replace(
@@ -109,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
                         progress=not args.no_progress, on_result=write, jobs=args.jobs)
     keywords = list(bundle.keywords)
     result = score(items, run.detections, run.durations, keywords, args.tolerance)
-    print(f"model {bundle.model_id}: {len(run.files)} files evaluated, {len(run.errors)} "
-          f"unreadable ({args.manifest})")
+    print(f"model {bundle.model_id} (cascade {'on' if cascade_on else 'off'}): "
+          f"{len(run.files)} files evaluated, {len(run.errors)} unreadable ({args.manifest})")
     for msg in problems:
         print(f"  row left out: {msg}")
     for name, msg in run.errors.items():
@@ -142,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         summary = result.summary()
         summary.update({
             "model": bundle.model_id, "manifest": str(args.manifest),
+            "cascade": "on" if cascade_on else "off",
             "thresholds": {k: float(v) for k, v in {**bundle.thresholds, **overrides}.items()},
             "unreadable": run.errors, "rows_left_out": problems,
             "rtf_mean": (sum(f.rtf for f in run.files) / len(run.files)) if run.files else None,

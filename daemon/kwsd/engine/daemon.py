@@ -74,8 +74,11 @@ def load_model(path: Path, warmup: bool = True, precision: str = "") -> ModelBun
 
     bundle = load_bundle(path)
     if warmup:
-        clf = StreamingClassifier(bundle, precision=precision or None)
-        clf.accept(np.zeros(int(bundle.window_samples) + int(bundle.hop_samples), np.int16), 0)
+        # both stages: a cascade's stage one would reject silence and leave the encoder cold
+        for cascade in ("off", "on") if bundle.cascade is not None else ("off",):
+            clf = StreamingClassifier(bundle, precision=precision or None, cascade=cascade)
+            clf.accept(np.zeros(int(bundle.window_samples) + int(bundle.hop_samples),
+                                np.int16), 0)
     return bundle
 
 

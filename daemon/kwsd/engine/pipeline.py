@@ -34,11 +34,12 @@ class PipelineSettings:
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     hop_ms: int = 0                 # 0 = the model's hop
     precision: str = ""             # "" = the model's (kws.json streaming.precision, else fp32)
+    cascade: str = ""               # "on" / "off"; "" = the model's (kws.json streaming.cascade)
 
     @classmethod
     def from_config(cls, config: Config) -> PipelineSettings:
         return cls(vad=config.vad, decision=config.decision, hop_ms=config.engine.hop_ms,
-                   precision=config.engine.precision)
+                   precision=config.engine.precision, cascade=config.engine.cascade)
 
     def precision_for(self, bundle: ModelBundle) -> str:
         """The encoder precision this stream runs on `bundle` (engine.precision, else the
@@ -70,6 +71,7 @@ class Pipeline:
                  settings: PipelineSettings | None = None,
                  classifier: StreamingClassifier | None = None,
                  enrolled: EnrolledSet | None = None) -> None:
+        from kwsd.model.cascade import CascadeError
         from kwsd.model.streaming import StreamingClassifier
 
         self.bundle = bundle
@@ -97,7 +99,10 @@ class Pipeline:
                                                     precision=precision)
                 else:
                     classifier = StreamingClassifier(bundle, hop_samples=hop,
-                                                     precision=precision)
+                                                     precision=precision,
+                                                     cascade=self.settings.cascade)
+            except CascadeError as exc:
+                raise ConfigError("engine.cascade", str(exc)) from None
             except ValueError as exc:
                 raise ConfigError("engine.hop_ms", str(exc)) from None
         self.classifier = classifier

@@ -22,6 +22,9 @@ class EnrolledClassifier(StreamingClassifier):
     def __init__(self, bundle, enrolled: EnrolledSet, *,
                  on_window: Callable[[int, int, np.ndarray], None] | None = None,
                  **kwargs) -> None:
+        # Every window's states feed the enrolled templates, which the cascade's stage one
+        # knows nothing about: the encoder runs on every window here.
+        kwargs["cascade"] = "off"
         super().__init__(bundle, **kwargs)
         self.enrolled = enrolled
         self.on_window = on_window

@@ -210,8 +210,10 @@ def run_decisions(bundle: ModelBundle, precision: str, audio: MeasurementAudio,
     confidences: dict[str, list[float]] = {}
     c0 = time.process_time()
     for i, (set_name, sensitivity) in enumerate(sets.items()):
+        # cascade off: precisions are compared on every window (the cascade would hide all
+        # the windows its stage one rejects); kwsd bench measures the cascade separately
         settings = PipelineSettings(decision=DecisionConfig(sensitivity=sensitivity),
-                                    precision=precision)
+                                    precision=precision, cascade="off")
         dets, confs = [], []
         for name, samples in audio.clips:
             def make(b, source_id, s, _name=name, _record=(i == 0)):
@@ -294,7 +296,7 @@ def choose_precision(bundle: ModelBundle, audio: MeasurementAudio, *,
         for r in range(repeats):
             k = r % len(precisions)  # interleaved, rotated: machine drift spreads evenly
             for p in precisions[k:] + precisions[:k]:
-                cpu[p].append(stream_rtf(bundle, p, None, speech, 1)["cpu_rtf"])
+                cpu[p].append(stream_rtf(bundle, p, None, speech, 1, cascade="off")["cpu_rtf"])
             say(f"speed: round {r + 1}/{repeats} done")
     finally:
         torch.set_num_threads(threads)

@@ -47,10 +47,13 @@ def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
 
 
 def stream_rtf(bundle, precision: str, cache: bool | None, audio: np.ndarray, threads: int,
-               chunk: int = 1600) -> dict[str, Any]:
+               chunk: int = 1600, cascade: str | None = None,
+               schedule: list[bool] | None = None) -> dict[str, Any]:
     """Stream `audio` (after a warm-up of one window and two hops) through one classifier:
     wall and process-CPU seconds per audio second, per-part time. `cache` None: the bundle's
-    conv-cache setting. Also used by `kwsd bench --bundle` (kwsd.evaluation.precision)."""
+    conv-cache setting; `cascade` None: the bundle's (kws.json streaming.cascade), else "on" /
+    "off"; `schedule`: the cascade's pass/reject per window from another run (its cost at that
+    pattern), with the pass rate reported. Also used by `kwsd bench --bundle`."""
     import torch
 
     from kwsd.model.streaming import StreamingClassifier
@@ -58,12 +61,17 @@ def stream_rtf(bundle, precision: str, cache: bool | None, audio: np.ndarray, th
     torch.set_num_threads(threads)
     # One thread: per-part times in thread CPU time, robust to other processes on the machine.
     clock = time.thread_time if threads == 1 else time.perf_counter
-    clf = StreamingClassifier(bundle, precision=precision, cache_conv=cache, clock=clock)
+    clf = StreamingClassifier(bundle, precision=precision, cache_conv=cache, clock=clock,
+                              cascade=cascade)
+    if clf.gate is not None:
+        clf.gate.schedule = schedule
+        clf.gate.trace = []
     warm = bundle.window_samples + 2 * bundle.hop_samples  # first windows: not steady state
     for i in range(0, warm, chunk):
         clf.accept(audio[i:i + chunk], i)
     for k in clf.timings:
         clf.timings[k] = 0.0
+    gate0 = (clf.gate.windows, clf.gate.passed) if clf.gate is not None else (0, 0)
     posts = 0
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -72,9 +80,14 @@ def stream_rtf(bundle, precision: str, cache: bool | None, audio: np.ndarray, th
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
     seconds = (len(audio) - warm) / 16000
+    extra: dict[str, Any] = {}
+    if clf.gate is not None:
+        n, p = clf.gate.windows - gate0[0], clf.gate.passed - gate0[1]
+        extra = {"cascade": True, "pass_rate": round(p / n, 4) if n else 0.0,
+                 "pass_trace": "".join("1" if x else "0" for x in clf.gate.trace)}
     return {"threads": threads, "rtf": round(wall / seconds, 4),
             "cpu_rtf": round(cpu / seconds, 4), "audio_s": round(seconds, 2),
-            "posteriors": posts,
+            "posteriors": posts, **extra,
             "per_part_clock": "thread_cpu" if threads == 1 else "wall",
             "per_part_ms_per_audio_s": {k: round(1000 * v / seconds, 2)
                                         for k, v in clf.timings.items()}}
@@ -176,7 +189,7 @@ def measure_footprint(bundle_path: Path, precision: str, cache: bool) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m kwsd.model.bench")
-    p.add_argument("mode", choices=["speed", "footprint"])
+    p.add_argument("mode", choices=["speed", "footprint", "cascade", "pattern"])
     p.add_argument("--bundle", type=Path, required=True)
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--threads", default="1,2")
@@ -184,8 +197,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", default="cache-fp32", help="footprint: the variant to load")
     p.add_argument("--accuracy-wav", action="append", type=Path, default=[],
                    help="speed: recording(s) for the accuracy comparison (default synthetic)")
+    p.add_argument("--repeats", type=int, default=3, help="cascade: rounds (median counts)")
+    p.add_argument("--real-train", type=Path, default=Path("../shared/data/real-train"),
+                   help="cascade: real speech to measure on (else the bundle's demo.wav)")
+    p.add_argument("--trace-file", type=Path, default=None,
+                   help="pattern: file holding a cascade pass trace ('1'/'0' per window)")
     a = p.parse_args(argv)
-    if a.mode == "speed":
+    if a.mode == "cascade":  # a real bundle on real speech, cascade off and on
+        import torch
+
+        from kwsd.evaluation.cascade_bench import bench_bundle, shipped_bundle_audio
+        from kwsd.model.bundle import load_bundle
+
+        torch.set_num_threads(1)
+        clips, desc = shipped_bundle_audio(a.bundle, a.real_train)
+        bundle = load_bundle(a.bundle)
+        result = {"bundle": str(a.bundle), "model": bundle.model_id, "audio": desc,
+                  **bench_bundle(bundle, clips, a.seconds, a.repeats)}
+    elif a.mode == "pattern":  # a (random) bundle at another bundle's measured pass pattern
+        from kwsd.evaluation.cascade_bench import cost_at_pattern
+        from kwsd.model.bundle import load_bundle
+
+        trace = a.trace_file.read_text().strip() if a.trace_file else ""
+        result = cost_at_pattern(load_bundle(a.bundle), *VARIANTS[a.variant], trace, a.seconds,
+                                 a.repeats)
+    elif a.mode == "speed":
         variants = [v for v in a.variants.split(",") if v]
         unknown = sorted(set(variants) - set(VARIANTS))
         if unknown:

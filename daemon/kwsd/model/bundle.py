@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from kwsd.model.cascade import CascadeError, load_cascade
 from kwsd.model.checkpoint import (
     CONFIG_FILE,
     SAFETENSORS_FILE,
@@ -62,6 +63,8 @@ class ModelBundle:
     meta: dict[str, Any] = field(repr=False)
     # runtime.shared_inference_encoder: converted encoder copies shared by all streams
     inference_encoders: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # kws.json streaming.cascade with its stage-one network (kwsd.model.cascade), or None
+    cascade: Any = field(default=None, repr=False, compare=False)
 
 
 def _err(where: Path | str, msg: str) -> ModelBundleError:
@@ -200,8 +203,10 @@ def _load_head(path: Path, cfg: HeadConfig) -> KeywordHead:
     return head.eval()
 
 
-def load_bundle(path: str | Path) -> ModelBundle:
-    """Load and validate a bundle folder (no pickles, every shape checked)."""
+def load_bundle(path: str | Path, *, with_cascade: bool = True) -> ModelBundle:
+    """Load and validate a bundle folder (no pickles, every shape checked). `with_cascade`
+    False: leave kws.json streaming.cascade and its stage one out (`kwsd cascade fit` making
+    a new one)."""
     path = Path(path)
     if not path.is_dir():
         raise _err(path, "not a directory (a model bundle is a folder)")
@@ -221,12 +226,16 @@ def load_bundle(path: str | Path) -> ModelBundle:
     labels = list(meta["labels"])
     model = meta["model"]
     rate = meta["sample_rate"]
+    try:
+        cascade = load_cascade(path, meta, labels) if with_cascade else None
+    except CascadeError as exc:
+        raise ModelBundleError(f"cascade: {exc}") from exc
     return ModelBundle(
         path=path, labels=labels, keywords=labels[:-2],
         thresholds={k: float(v) for k, v in meta["thresholds"].items()},
         window_samples=meta["window_ms"] * rate // 1000, hop_samples=meta["hop_ms"] * rate // 1000,
         sample_rate=rate, model_id=f"{model['name']}-{model['version']}",
-        encoder=encoder, head=head, meta=meta)
+        encoder=encoder, head=head, meta=meta, cascade=cascade)
 
 
 def save_bundle(path: str | Path, encoder: DistilHubert, head: KeywordHead,

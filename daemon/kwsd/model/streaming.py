@@ -22,6 +22,11 @@ runtime.py; bf16 / int8 variants are faster and slightly different: `kwsd bench 
 --choose` measures them and records the fastest whose decisions match fp32). One copy per
 bundle and precision is shared by all streams.
 
+Cascade (cascade.py): when kws.json `streaming.cascade` enables it (or the constructor's
+`cascade` says "on"), a cheap stage one looks at each window first (`_stage_one_passes`, the one
+seam); windows it rejects skip the encoder and head and get a "no keyword" posterior, and the
+conv cache restarts from the full window at the next window that passes.
+
 Train as you stream: `StreamingClassifier.window_states` runs exactly this code path over a
 clip and returns the per-window hidden states the head sees, so training and evaluation use the
 features the daemon computes live.
@@ -37,6 +42,7 @@ import torch
 
 from kwsd.model import posconv_cache
 from kwsd.model.bundle import ModelBundle
+from kwsd.model.cascade import CascadeGate, cascade_active, no_keyword_probs
 from kwsd.model.precision import resolve_precision
 from kwsd.model.runtime import shared_inference_encoder
 
@@ -55,7 +61,8 @@ class Posterior:
 class StreamingClassifier:
     def __init__(self, bundle: ModelBundle, *, window_samples: int | None = None,
                  hop_samples: int | None = None, cache_conv: bool | None = None,
-                 precision: str | None = None, clock=time.perf_counter) -> None:
+                 precision: str | None = None, cascade: str | bool | None = None,
+                 clock=time.perf_counter) -> None:
         self.bundle = bundle
         opts = bundle.meta.get("streaming", {})
         self.precision = resolve_precision(bundle.meta, precision)
@@ -90,8 +97,14 @@ class StreamingClassifier:
                 self.encoder.encoder.pos_conv_embed, self.frames, cfg.hidden_size,
                 cfg.num_conv_pos_embedding_groups)
         self._clock = clock
+        # Stage one of the cascade (None: every window runs the encoder).
+        loaded = getattr(bundle, "cascade", None)
+        self.gate = CascadeGate(loaded) if cascade_active(loaded, cascade) else None
+        self._rejected = no_keyword_probs(list(bundle.labels))
         # Seconds spent per part since construction (bench and status read them).
         self.timings = {"conv": 0.0, "posconv": 0.0, "transformer": 0.0, "head": 0.0}
+        if self.gate is not None:
+            self.timings["stage_one"] = 0.0
         self.reset()
 
     # -- state ---------------------------------------------------------------------------------
@@ -101,9 +114,12 @@ class StreamingClassifier:
         self._buf_start = 0  # absolute sample index of _buf[0]
         self._buf_len = 0
         self._windows = 0  # windows emitted since reset
+        self._warm = False  # the conv cache holds the previous window's features
         self._cur = 0  # which _feats buffer holds the last window's features
         if getattr(self, "_posconv", None) is not None:
             self._posconv.reset()
+        if getattr(self, "gate", None) is not None:
+            self.gate.reset()
 
     def accept(self, samples: np.ndarray, start_sample: int) -> list[Posterior]:
         """Feed int16 mono 16 kHz samples starting at absolute `start_sample`."""
@@ -135,13 +151,16 @@ class StreamingClassifier:
     # -- computation ---------------------------------------------------------------------------
     def _emit(self) -> Posterior:
         wave = self._wave[: self.window].unsqueeze(0)
-        states = self._window_states(wave)
         start = self._buf_start
-        if self._capture is None:
+        if self._capture is None and self.gate is not None and not self._stage_one_passes(wave):
+            probs = self._rejected.copy()
+        elif self._capture is None:
+            states = self._window_states(wave)
             t0 = self._clock()
             probs = torch.softmax(self.head(states), dim=-1)[0].numpy().copy()
             self.timings["head"] += self._clock() - t0
         else:  # window_states(): keep what the head would see, skip the head
+            states = self._window_states(wave)
             self._capture.append(torch.stack(states, dim=1)[0].clone())
             probs = np.empty(0, dtype=np.float32)
         post = Posterior(start, start + self.window, probs)
@@ -152,6 +171,16 @@ class StreamingClassifier:
         self._buf_start += self.hop
         self._windows += 1
         return post
+
+    def _stage_one_passes(self, wave: torch.Tensor) -> bool:
+        """The cascade's seam: does this window go on to the encoder? A rejected window breaks
+        the conv cache's chain, so the next window that passes computes its features whole."""
+        t0 = self._clock()
+        ok = self.gate.check(wave[0])
+        self.timings["stage_one"] = self.timings.get("stage_one", 0.0) + self._clock() - t0
+        if not ok:
+            self._warm = False
+        return ok
 
     def _window_states(self, wave: torch.Tensor) -> list[torch.Tensor]:
         enc = self.encoder
@@ -177,9 +206,12 @@ class StreamingClassifier:
         if not self.cache_conv:
             feats = enc.project(enc.extract_conv_features(wave))
             return feats, feats
-        if self._windows == 0:
+        if not self._warm:
             feats = self._feats[self._cur]
             feats.copy_(enc.project(enc.extract_conv_features(wave)))
+            if self._posconv is not None:
+                self._posconv.reset()
+            self._warm = True
             return feats, feats
         # New frames: the last frames_per_hop of this window, from their own samples.
         first = self.frames - self.frames_per_hop
