@@ -105,4 +105,14 @@ meta_path.write_text(json.dumps(meta, indent=2) + "\n")
 PY
 # the fastest precision whose detections equal fp32's on real-train speech (issue 14)
 $KWSD bench --bundle "$OUT" --choose --seconds 20 --repeats 5
+# the two-stage cascade (issue 14): stage one learns from the training windows and this head,
+# its threshold is chosen on real-train's held-out speakers (<= 1 point recall lost)
+CACHE="$WORK/cache"
+TRAIN_AUDIO=$(ls -d "$CACHE"/audio-* | while read -r d; do
+  echo "$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows"])' "$d/progress.json") $d"
+done | sort -n | tail -1 | cut -d' ' -f2)
+VAL_AUDIO=$(ls -d "$CACHE"/audio-* | grep -v "^$TRAIN_AUDIO\$" | head -1)
+STATES=$(ls -td "$CACHE/states-$(basename "$TRAIN_AUDIO" | cut -d- -f2)"-* | head -1)  # newest: this encoder's
+nice -n 5 $KWSD cascade fit --bundle "$OUT" --windows "$TRAIN_AUDIO" --val-windows "$VAL_AUDIO" \
+  --teacher-states "$STATES" --epochs 6 --retrain --workdir "$WORK/cascade" --real-train "$REAL_TRAIN"
 .venv/bin/python -m kwsd.head_training.card "$WORK"/eval/{heldout,wuw-dev,speech,demo}/summary.json
