@@ -262,3 +262,25 @@ def test_daemon_shares_one_scheduler_and_reports_it(random_bundle):
     off = status_to_pb({"inference": {"device": "cpu", "max_batch": 1, "batching": False}},
                        streams_open=0, serving=True, stopping=False, model_id="m").inference
     assert not off.batching and off.windows == 0
+
+
+def test_capacity_bench_runs_streams_through_the_scheduler(random_bundle):
+    """`kwsd bench --streams`: the figures are there (their values depend on the machine)."""
+    from kwsd.engine.capacity import measure_streams
+
+    r = measure_streams(random_bundle, 2, seconds=1.5, warmup_s=0.0, max_wait_ms=5)
+    assert r["streams"] == 2 and r["errors"] == [] and r["max_batch"] == 32
+    assert r["windows_per_s"] > 0 and r["latency_p50_ms"] is not None
+    assert r["batch"]["dropped_windows"] == 0
+    alone = measure_streams(random_bundle, 1, seconds=1.0, warmup_s=0.0, max_batch=1)
+    assert "batch" not in alone and alone["max_batch"] == 1
+
+
+def test_bench_streams_cuda_without_cuda_says_why(capsys):
+    import torch
+    from kwsd.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a CUDA device here")
+    assert main(["bench", "--streams", "2", "--device", "cuda", "--configs", "demo"]) == 2
+    assert "engine.device" in capsys.readouterr().err
