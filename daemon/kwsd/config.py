@@ -82,6 +82,7 @@ class EngineConfig:
     precision: str = ""                 # encoder precision; "" = the model's (kws.json)
     max_batch: int = 32                 # windows of all streams run as one batch; 1 = alone
     max_wait_ms: float = 20.0           # longest a ready window waits for others to join it
+    batch_workers: int = 2              # scheduler threads: one gathers while another computes
     device: str = "cpu"                 # "cpu" or "cuda" (where the batches run)
     status_interval_s: float = 10.0     # STATUS= line period
 
@@ -321,6 +322,7 @@ _CHECKS: dict[str, tuple[type, dict[str, Any]]] = {
         "precision": lambda o, v: _precision(o, v),
         "max_batch": lambda o, v: _check_int(o, v, 1, 1024),
         "max_wait_ms": lambda o, v: _check_float(o, v, 0.0, 1000.0),
+        "batch_workers": lambda o, v: _check_int(o, v, 1, 64),
         "device": lambda o, v: _check_str(o, v, ("cpu", "cuda")),
         "status_interval_s": lambda o, v: _check_float(o, v, 0.5, 3600.0),
     }),

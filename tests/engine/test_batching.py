@@ -222,12 +222,14 @@ def test_one_stream_failing_does_not_fail_the_others(random_bundle):
 
 
 def test_engine_options_are_checked():
-    for option, value in (("max_batch", 0), ("max_wait_ms", -1.0), ("device", "tpu")):
+    for option, value in (("max_batch", 0), ("max_wait_ms", -1.0), ("device", "tpu"),
+                          ("batch_workers", 0)):
         with pytest.raises(ConfigError) as exc:
             config_from_dict({"engine": {option: value}})
         assert exc.value.option == f"engine.{option}"
     engine = config_from_dict({}).engine
-    assert (engine.max_batch, engine.max_wait_ms, engine.device) == (32, 20.0, "cpu")
+    assert (engine.max_batch, engine.max_wait_ms, engine.device, engine.batch_workers) == \
+        (32, 20.0, "cpu", 2)
 
 
 def test_cuda_without_a_cuda_device_is_a_config_error(random_bundle):

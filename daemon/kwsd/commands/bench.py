@@ -62,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     streams.add_argument("--max-batch", type=int, default=32,
                          help="engine.max_batch (1 = no batching on the CPU)")
     streams.add_argument("--max-wait-ms", type=float, default=20.0, help="engine.max_wait_ms")
+    streams.add_argument("--batch-workers", type=int, default=2, help="engine.batch_workers")
     streams.add_argument("--precision", default="",
                          help="engine.precision (default: the bundle's)")
     choose = parser.add_argument_group(
@@ -201,6 +202,7 @@ def run_streams(args: argparse.Namespace) -> int:
             try:
                 r = measure_streams(bundle, n, seconds=seconds, max_batch=args.max_batch,
                                     max_wait_ms=args.max_wait_ms, device=args.device,
+                                    batch_workers=args.batch_workers,
                                     precision=args.precision)
             except ConfigError as exc:
                 print(f"kwsd bench: {exc}", file=sys.stderr)

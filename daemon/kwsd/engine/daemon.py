@@ -101,7 +101,8 @@ def make_scheduler(config: Config, bundle: ModelBundle, settings: PipelineSettin
     try:
         return InferenceScheduler(shared_inference_encoder(bundle, precision), bundle.head,
                                   precision, max_batch=engine.max_batch,
-                                  max_wait_s=engine.max_wait_ms / 1000, device=engine.device)
+                                  max_wait_s=engine.max_wait_ms / 1000, device=engine.device,
+                                  workers=engine.batch_workers)
     except ValueError as exc:
         raise ConfigError("engine.device", str(exc)) from None
 

@@ -25,8 +25,13 @@ an int8 precision the transformer runs row by row (the conv stack and head are s
 Device. On "cuda" the worker keeps its own copy of the encoder and head on the GPU; the
 per-stream caches stay on the CPU (one small copy per window each way).
 
-The worker thread starts on the first job and ends after `IDLE_EXIT_S` without one, so a
-scheduler that a reload replaced needs no shutdown: it stops when its last stream stops.
+Workers. `workers` threads (engine.batch_workers, default 2) take turns: one gathers the next
+batch while another computes, so the heavy torch calls (which release the GIL) of two batches
+can run on two cores, and on a machine shared with other jobs the scheduler competes for CPU
+with more than one thread (measured on the 2-core build machine at load 13: one worker held
+fewer streams than per-stream threads did). A worker starts when a job finds fewer running
+and ends after `IDLE_EXIT_S` without one, so a scheduler that a reload replaced needs no
+shutdown: it stops when its last stream stops.
 """
 
 from __future__ import annotations
@@ -155,8 +160,8 @@ class InferenceScheduler:
     """Batches the windows of all streams that share one encoder copy (bundle + precision)."""
 
     def __init__(self, encoder, head, precision: str, *, max_batch: int = 32,
-                 max_wait_s: float = 0.02, device: str = "cpu", name: str = "kwsd-batch"
-                 ) -> None:
+                 max_wait_s: float = 0.02, device: str = "cpu", workers: int = 2,
+                 name: str = "kwsd-batch") -> None:
         check_device(device)
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -176,7 +181,9 @@ class InferenceScheduler:
         self._queue: deque[WindowJob] = deque()
         self._cond = threading.Condition()
         self._active: dict[int, float] = {}   # client -> last submit time
-        self._thread: threading.Thread | None = None
+        self.workers = max(1, int(workers))
+        self._running = 0                     # worker threads alive
+        self._gather_lock = threading.Lock()  # one worker gathers at a time
         self._closed = False
         self._stats = _Stats()
 
@@ -189,9 +196,10 @@ class InferenceScheduler:
             job.submitted = time.monotonic()
             self._active[job.client] = job.submitted
             self._queue.append(job)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
-                self._thread.start()
+            if self._running < self.workers:
+                self._running += 1
+                threading.Thread(target=self._work, name=f"{self.name}-{self._running}",
+                                 daemon=True).start()
             self._cond.notify_all()
         job.done.wait()
         if job.error is not None:
@@ -246,12 +254,12 @@ class InferenceScheduler:
         return max(1, len(self._active))
 
     def _gather(self) -> list[WindowJob] | None:
-        with self._cond:
+        with self._gather_lock, self._cond:
             idle_until = time.monotonic() + IDLE_EXIT_S
             while not self._queue:
                 left = idle_until - time.monotonic()
                 if self._closed or left <= 0:
-                    self._thread = None
+                    self._running -= 1
                     return None
                 self._cond.wait(left)
             deadline = self._queue[0].submitted + self.max_wait_s
