@@ -6,7 +6,9 @@ latency p50/p95, daemon CPU and RSS, and whether the daemon's own source lost an
 (its events on a subscriber equal the offline pipeline's on the same samples).
 
     nice -n 15 .venv/bin/python scripts/load-test.py --subscribers 100 --seconds 30
-    (default bundle: random weights, demo size; --bundle models/demo for the demo model)
+    (default bundle: random weights, demo size; --bundle models/demo for the demo model,
+    --random-size distilhubert for real-size random weights; --set engine.max_batch=1 runs
+    every stream alone, without the batching scheduler)
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ from synth import ClipPool, Program  # noqa: E402
 
 
 def start_daemon(bundle: Path, wav: Path, sock: Path, threshold: float | None, nice: int,
-                 max_streams: int, log: Path, sensitivity: str | None = None) -> subprocess.Popen:
+                 max_streams: int, log: Path, sensitivity: str | None = None,
+                 settings: tuple[str, ...] = ()) -> subprocess.Popen:
     import grpc
 
     args = [sys.executable, "-m", "kwsd", "serve", "--model", str(bundle), "--wav", str(wav),
             "--realtime", "--loop", "--source-id", "mic", "--socket", str(sock),
             "--set", f"api.max_streams={max_streams}", "--set", "api.max_subscribers=200",
             "--set", "engine.warmup=true"]
+    for item in settings:
+        args += ["--set", item]
     if threshold is not None:
         args += ["--threshold", f"yes={threshold}", "--threshold", f"no={threshold}"]
     if sensitivity:
@@ -96,13 +101,17 @@ def main() -> int:
     ap.add_argument("--sensitivity", choices=["low", "medium", "high"],
                     help="the bundle's sensitivity level (more detections to compare)")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.OPTION=VALUE",
+                    help="passed to `kwsd serve --set` (e.g. engine.max_batch=1)")
+    ap.add_argument("--random-size", choices=["demo", "distilhubert"], default="demo",
+                    help="encoder size of the random-weights bundle (without --bundle)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kwsd-load-"))
     threshold = None
     bundle = a.bundle
     if bundle is None:
         from kwsd.model.bundle import make_random_bundle
-        bundle = make_random_bundle(work / "bundle", "demo", ("yes", "no"), seed=0)
+        bundle = make_random_bundle(work / "bundle", a.random_size, ("yes", "no"), seed=0)
         threshold = 0.3
     from kwsd.audio.audiofile import write_wav_16k
     from kwsd.model.bundle import load_bundle
@@ -113,11 +122,12 @@ def main() -> int:
     write_wav_16k(wav, samples)
     steps = [int(x) for x in a.streams.split(",")]
     proc = start_daemon(bundle, wav, work / "kwsd.sock", threshold, a.nice, max(steps) + 2,
-                        work / "serve.log", a.sensitivity)
+                        work / "serve.log", a.sensitivity, tuple(a.set))
     results = []
     try:
         time.sleep(3)
-        print(f"load average before: {os.getloadavg()}; daemon pid {proc.pid} (nice {a.nice})")
+        print(f"load average before: {os.getloadavg()}; daemon pid {proc.pid} (nice {a.nice}); "
+              f"settings {a.set or 'default'}")
         print("streams subs  held  lat_p50 lat_p95  dets  cpu%   rss_max  lag_max  "
               "src_dets src_same  lost(sub/non-reader)")
         for n in steps:
@@ -132,6 +142,9 @@ def main() -> int:
                   f"{r['latency_p95_s']:7.3f} {r['detections']:5d} {r['daemon_cpu_percent']:5.1f} "
                   f"{r['rss_max_mb']:8.1f} {r['max_lag_s']:8.3f} {r['source_detections']:8d} "
                   f"{str(r['source_identical']):8s} {r['subscriber_lost']}/{r['non_reader_lost']}"
+                  + (f"  batch mean {r['batch_recent_mean']} max {r['batch_max']} wait p95 "
+                     f"{r['queue_wait_p95_ms']} ms late {r['late_windows']}"
+                     if r["batch_max"] else "")
                   + (f"  fast: sent {r['fast_sent_mb']} MB, processed {r['fast_processed_s']} s"
                      if a.fast_client else "") + (f"  errors {r['stream_errors'][:2]}"
                                                   if r["stream_errors"] else ""), flush=True)

@@ -81,6 +81,10 @@ class EngineConfig:
     warmup: bool = True                 # run one inference before READY=1
     precision: str = ""                 # encoder precision; "" = the model's (kws.json)
     cascade: str = ""                   # two-stage cascade: "on", "off", "" = the model's
+    max_batch: int = 32                 # windows of all streams run as one batch; 1 = alone
+    max_wait_ms: float = 20.0           # longest a ready window waits for others to join it
+    batch_workers: int = 2              # scheduler threads: one gathers while another computes
+    device: str = "cpu"                 # "cpu" or "cuda" (where the batches run)
     status_interval_s: float = 10.0     # STATUS= line period
 
 
@@ -330,6 +334,10 @@ _CHECKS: dict[str, tuple[type, dict[str, Any]]] = {
         "warmup": _check_bool,
         "precision": lambda o, v: _precision(o, v),
         "cascade": lambda o, v: _check_str(o, v, ("", "on", "off")),
+        "max_batch": lambda o, v: _check_int(o, v, 1, 1024),
+        "max_wait_ms": lambda o, v: _check_float(o, v, 0.0, 1000.0),
+        "batch_workers": lambda o, v: _check_int(o, v, 1, 64),
+        "device": lambda o, v: _check_str(o, v, ("cpu", "cuda")),
         "status_interval_s": lambda o, v: _check_float(o, v, 0.5, 3600.0),
     }),
     "api": (ApiConfig, {

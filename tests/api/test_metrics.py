@@ -29,3 +29,9 @@ def test_metrics_endpoint(random_bundle, padded_wav, speech_wav, sock_dir):
                  "kwsd_dropped_events{subscriber=\"metrics\"} 0.0"):
         assert name in text, name
     assert "# TYPE kwsd_detections_total counter" in text
+    # The batching scheduler (on by default) ran the file's and the Detect stream's windows.
+    assert "# TYPE kwsd_inference_batch_size histogram" in text
+    assert 'kwsd_inference_batch_size_bucket{le="+Inf"}' in text
+    assert "kwsd_inference_queue_wait_seconds_count" in text
+    assert "kwsd_inference_dropped_windows_total 0.0" in text
+    assert "kwsd_inference_late_windows_total" in text

@@ -16,6 +16,11 @@ pass pattern (kwsd.evaluation.cascade_bench).
 (`../shared/data/real-train`, never real-dev), through the daemon's own decision path, and
 names the fastest one whose decisions match fp32's; `--choose` writes it into DIR/kws.json as
 `streaming.precision`, with what was measured (kwsd.evaluation.precision).
+
+`kwsd bench --streams N[,M...] [--device cuda] [--bundle DIR | --configs demo]` measures how
+many simultaneous speaking real-time streams one process sustains, through the daemon's
+pipelines and its cross-stream batching scheduler (kwsd.engine.capacity): windows per second,
+latency p50/p95, batch sizes; `--max-batch 1` measures the same without batching.
 """
 
 from __future__ import annotations
@@ -49,6 +54,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accuracy-wav", action="append", default=[], metavar="WAV",
                         help="measure accuracy on this recording (repeatable; default: "
                              "synthetic speech-like audio)")
+    streams = parser.add_argument_group(
+        "capacity",
+        "--streams N[,M...] runs N real-time speaking streams in this process (the daemon's "
+        "pipelines and batching scheduler, no gRPC) for --seconds each (default 20 here) and "
+        "reports whether real time held, windows per second and latency p50/p95")
+    streams.add_argument("--streams", default="", metavar="N[,M...]",
+                         help="stream counts to measure, in order; stops after the first "
+                              "that does not hold")
+    streams.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                         help="where the batches run (engine.device)")
+    streams.add_argument("--max-batch", type=int, default=32,
+                         help="engine.max_batch (1 = no batching on the CPU)")
+    streams.add_argument("--max-wait-ms", type=float, default=20.0, help="engine.max_wait_ms")
+    streams.add_argument("--batch-workers", type=int, default=2, help="engine.batch_workers")
+    streams.add_argument("--precision", default="",
+                         help="engine.precision (default: the bundle's)")
     choose = parser.add_argument_group(
         "a real bundle's precision",
         "--bundle DIR measures every precision of that bundle on real speech (speed: --seconds "
@@ -207,7 +228,73 @@ def _format_cascade(c: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def run_streams(args: argparse.Namespace) -> int:
+    """`--streams N[,M...]`: real-time speaking streams through one process."""
+    import torch
+
+    from kwsd.config import ConfigError
+    from kwsd.engine.capacity import measure_streams
+    from kwsd.model.bundle import ModelBundleError, load_bundle, make_random_bundle
+    from kwsd.model.config import EncoderConfig, demo_config
+
+    try:
+        counts = [int(x) for x in args.streams.split(",") if x]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        print(f"kwsd bench: --streams takes positive counts, e.g. 8,16,32; got "
+              f"{args.streams!r}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(int(args.threads.split(",")[0]))
+    seconds = args.seconds if args.seconds != 4.0 else 20.0  # the speed default is too short
+    results = []
+    with tempfile.TemporaryDirectory(prefix="kwsd-bench-") as tmp:
+        try:
+            if args.bundle is not None:
+                bundle = load_bundle(args.bundle)
+            else:
+                name = args.configs.split(",")[0]
+                cfg = demo_config() if name == "demo" else EncoderConfig()
+                bundle = load_bundle(make_random_bundle(Path(tmp) / name, cfg,
+                                                        ["yes", "no", "stop", "go"]))
+        except ModelBundleError as exc:
+            print(f"kwsd bench: {exc}", file=sys.stderr)
+            return 2
+        for n in counts:
+            try:
+                r = measure_streams(bundle, n, seconds=seconds, max_batch=args.max_batch,
+                                    max_wait_ms=args.max_wait_ms, device=args.device,
+                                    batch_workers=args.batch_workers,
+                                    precision=args.precision)
+            except ConfigError as exc:
+                print(f"kwsd bench: {exc}", file=sys.stderr)
+                return 2
+            results.append(r)
+            if not args.json:
+                b = r.get("batch") or {}
+                print(f"{n:4d} streams {'held' if r['held'] else 'NOT held':8s} "
+                      f"{r['windows_per_s']:7.1f} windows/s  latency p50 "
+                      f"{r['latency_p50_ms']} ms p95 {r['latency_p95_ms']} ms  cpu "
+                      f"{r['cpu_percent']}%  load {r['loadavg'][0]}"
+                      + (f"  batch mean {b['mean_batch']} max {b['max_batch_seen']}"
+                         if b else "  (no batching)"), flush=True)
+            if not r["held"]:
+                break
+    held = [r["streams"] for r in results if r["held"]]
+    summary = {"bundle": str(args.bundle or args.configs.split(",")[0]),
+               "held_up_to": max(held) if held else 0, "runs": results}
+    if args.json:
+        json.dump(summary, sys.stdout, indent=1)
+        print()
+    else:
+        print(f"real time held up to {summary['held_up_to']} speaking streams "
+              f"({results[0]['device']}, max_batch {results[0]['max_batch']})")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.streams:
+        return run_streams(args)
     if args.choose and args.bundle is None:
         print("kwsd bench: --choose needs --bundle DIR (the bundle to write the precision "
               "into)", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 Threads: each source captures on its own thread (or PortAudio's), each source has one
 inference thread that reads its chunks and runs its pipeline, and the gRPC server's threads
-run client streams (`open_stream`) on the same shared model. Reload builds everything new
+run client streams (`open_stream`) on the same shared model. Every pipeline hands its windows
+to one inference scheduler (kwsd.model.scheduler: one worker thread that runs the windows that
+are ready as one batch) unless `engine.max_batch` is 1 on the CPU. Reload builds everything new
 first (config, model, pipelines, sources) and swaps only when all of it succeeded, so a bad
 reload leaves the running daemon exactly as it was.
 """
@@ -27,6 +29,7 @@ if TYPE_CHECKING:  # kwsd.model and kwsd.enrollment import torch: loaded with th
     from kwsd.enrollment.detector import EnrolledSet
     from kwsd.enrollment.live import KeywordsWatcher
     from kwsd.model.bundle import ModelBundle
+    from kwsd.model.scheduler import InferenceScheduler
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,31 @@ def load_model(path: Path, warmup: bool = True, precision: str = "") -> ModelBun
             clf.accept(np.zeros(int(bundle.window_samples) + int(bundle.hop_samples),
                                 np.int16), 0)
     return bundle
+
+
+def make_scheduler(config: Config, bundle: ModelBundle, settings: PipelineSettings
+                   ) -> InferenceScheduler | None:
+    """The inference scheduler all pipelines of `bundle` share (engine.max_batch,
+    engine.max_wait_ms, engine.device); None when every stream should run its windows alone
+    (max_batch 1 on the CPU). ConfigError names the option for a device torch cannot use."""
+    from kwsd.model.runtime import shared_inference_encoder
+    from kwsd.model.scheduler import InferenceScheduler, check_device
+
+    engine = config.engine
+    try:
+        check_device(engine.device)
+    except ValueError as exc:
+        raise ConfigError("engine.device", str(exc)) from None
+    if engine.max_batch <= 1 and engine.device == "cpu":
+        return None
+    precision = settings.precision_for(bundle)
+    try:
+        return InferenceScheduler(shared_inference_encoder(bundle, precision), bundle.head,
+                                  precision, max_batch=engine.max_batch,
+                                  max_wait_s=engine.max_wait_ms / 1000, device=engine.device,
+                                  workers=engine.batch_workers)
+    except ValueError as exc:
+        raise ConfigError("engine.device", str(exc)) from None
 
 
 class SourceRunner:
@@ -170,6 +198,7 @@ class Daemon:
         self._closed_stats = {"audio_s": 0.0, "busy_s": 0.0, "open_s": 0.0}
         self.enrolled: EnrolledSet | None = None  # kwsd.enrollment: keywords a user enrolled
         self._keywords_watcher: KeywordsWatcher | None = None
+        self.scheduler: InferenceScheduler | None = None  # shared by every pipeline
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -193,6 +222,7 @@ class Daemon:
         except ModelBundleError as exc:
             raise DaemonError(f"model.path: {exc}") from None
         self._bundle_sig = _bundle_signature(path)
+        self.scheduler = make_scheduler(self.config, self.bundle, self.settings)
         from kwsd.enrollment.live import KeywordsWatcher, load_enrolled
 
         self.enrolled = load_enrolled(self.bundle)
@@ -206,7 +236,7 @@ class Daemon:
         log.info("model %s loaded from %s in %.2f s (keywords: %s; precision %s)",
                  self.bundle.model_id, path, time.monotonic() - t0,
                  ", ".join(self.bundle.keywords), self.settings.precision_for(self.bundle))
-        runners = self._make_runners(self.config, self.bundle, self.settings)
+        runners = self._make_runners(self.config, self.bundle, self.settings, self.scheduler)
         with self._lock:
             self._runners = runners
 
@@ -218,8 +248,8 @@ class Daemon:
         self.started_at = time.monotonic()
         self.serving = True
 
-    def _make_runners(self, config: Config, bundle: ModelBundle, settings: PipelineSettings
-                      ) -> list[SourceRunner]:
+    def _make_runners(self, config: Config, bundle: ModelBundle, settings: PipelineSettings,
+                      scheduler: InferenceScheduler | None) -> list[SourceRunner]:
         """The configured source's runner; none for `audio.source = "none"` (a fleet member
         that only serves clients' Detect streams has no microphone to lose)."""
         from kwsd.audio.source import SourceError
@@ -230,7 +260,8 @@ class Daemon:
             source = make_source(config)
         except SourceError as exc:
             raise DaemonError(f"audio: {exc}") from None
-        pipeline = Pipeline(bundle, source.source_id, settings, enrolled=self.enrolled)
+        pipeline = Pipeline(bundle, source.source_id, settings, enrolled=self.enrolled,
+                            scheduler=scheduler)
         return [SourceRunner(source, pipeline, self.bus)]
 
     def stop(self, timeout: float = 1.5) -> None:
@@ -244,6 +275,8 @@ class Daemon:
             runners = list(self._runners)
         for runner in runners:
             runner.stop(max(0.05, deadline - time.monotonic()))
+        if self.scheduler is not None:
+            self.scheduler.close()
         self.bus.close()
 
     def wait_sources(self, timeout: float | None = None) -> bool:
@@ -267,7 +300,8 @@ class Daemon:
         """A fresh pipeline for a client's audio, sharing the loaded model."""
         if self.bundle is None or self.stopping:
             raise DaemonError("not serving")
-        pipeline = Pipeline(self.bundle, source_id, self.settings, enrolled=self.enrolled)
+        pipeline = Pipeline(self.bundle, source_id, self.settings, enrolled=self.enrolled,
+                            scheduler=self.scheduler)
         with self._lock:
             self._open_streams()
             self._streams.add(pipeline)
@@ -322,6 +356,8 @@ class Daemon:
             "model_id": getattr(self.bundle, "model_id", ""),
             "reloads": self.reloads,
             "last_reload_error": self.last_reload_error,
+            "inference": (self.scheduler.stats() if self.scheduler is not None else
+                          {"device": "cpu", "max_batch": 1, "batching": False}),
         }
 
     def status_line(self) -> str:
@@ -348,7 +384,7 @@ class Daemon:
             runners = list(self._runners)
         for r in runners:
             r.replace_pipeline(Pipeline(self.bundle, r.source.source_id, self.settings,
-                                        enrolled=self.enrolled))
+                                        enrolled=self.enrolled, scheduler=self.scheduler))
 
     # --- reload --------------------------------------------------------------------------------
     def reload(self, config: Config | None = None) -> bool:
@@ -368,6 +404,12 @@ class Daemon:
                 except ModelBundleError as exc:
                     raise ConfigError("model.path", str(exc)) from None
             settings = PipelineSettings.from_config(new)
+            scheduler = self.scheduler
+            if (bundle is not self.bundle or new.engine != self.config.engine
+                    or settings.precision_for(bundle) != self.settings.precision_for(bundle)):
+                # Streams opened before the reload keep the old one; its worker ends when
+                # they do (idle exit).
+                scheduler = make_scheduler(new, bundle, settings)
             thresholds = resolve_thresholds(
                 bundle.keywords,
                 sensitivity_thresholds(bundle, settings.decision.sensitivity),
@@ -381,10 +423,11 @@ class Daemon:
             with self._lock:
                 old_runners = list(self._runners)
             if source_changed:
-                new_runners = self._make_runners(new, bundle, settings)
+                new_runners = self._make_runners(new, bundle, settings, scheduler)
             else:
                 new_pipelines = [Pipeline(bundle, r.source.source_id, settings,
-                                          enrolled=enrolled) for r in old_runners]
+                                          enrolled=enrolled, scheduler=scheduler)
+                                 for r in old_runners]
         except (ConfigError, DaemonError, ValueError, OSError) as exc:
             self.last_reload_error = str(exc)
             log.error("reload failed, keeping the running configuration: %s", exc)
@@ -404,6 +447,7 @@ class Daemon:
         torch.set_num_threads(new.engine.torch_threads)
         model_changed = bundle is not self.bundle
         self.bundle, self.settings, self.thresholds, self.config = bundle, settings, thresholds, new
+        self.scheduler = scheduler
         self._bundle_sig = _bundle_signature(path)
         self.reloads += 1
         self.last_reload_error = ""

@@ -23,6 +23,7 @@ from kwsd.events import Event, EventKind
 if TYPE_CHECKING:  # kwsd.model imports torch; the engine loads it only when a Pipeline is made
     from kwsd.enrollment.detector import EnrolledSet
     from kwsd.model.bundle import ModelBundle
+    from kwsd.model.scheduler import InferenceScheduler
     from kwsd.model.streaming import StreamingClassifier
 
 
@@ -70,7 +71,10 @@ class Pipeline:
     def __init__(self, bundle: ModelBundle, source_id: str,
                  settings: PipelineSettings | None = None,
                  classifier: StreamingClassifier | None = None,
-                 enrolled: EnrolledSet | None = None) -> None:
+                 enrolled: EnrolledSet | None = None,
+                 scheduler: InferenceScheduler | None = None) -> None:
+        """`scheduler`: the daemon's shared inference scheduler (windows of all its streams
+        run batched); None runs each window alone, as `kwsd eval` and training do."""
         from kwsd.model.cascade import CascadeError
         from kwsd.model.streaming import StreamingClassifier
 
@@ -96,11 +100,12 @@ class Pipeline:
                     from kwsd.enrollment.streaming import EnrolledClassifier
 
                     classifier = EnrolledClassifier(bundle, self.enrolled, hop_samples=hop,
-                                                    precision=precision)
+                                                    precision=precision, scheduler=scheduler)
                 else:
                     classifier = StreamingClassifier(bundle, hop_samples=hop,
                                                      precision=precision,
-                                                     cascade=self.settings.cascade)
+                                                     cascade=self.settings.cascade,
+                                                     scheduler=scheduler)
             except CascadeError as exc:
                 raise ConfigError("engine.cascade", str(exc)) from None
             except ValueError as exc:

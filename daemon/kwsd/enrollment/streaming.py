@@ -30,10 +30,10 @@ class EnrolledClassifier(StreamingClassifier):
         self.on_window = on_window
         self._last_states = None
 
-    def _window_states(self, wave):
-        states = super()._window_states(wave)
+    def _classify_window(self, wave):
+        states, probs = super()._classify_window(wave)
         self._last_states = states
-        return states
+        return states, probs
 
     def _emit(self) -> Posterior:
         post = super()._emit()

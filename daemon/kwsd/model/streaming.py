@@ -45,6 +45,7 @@ from kwsd.model.bundle import ModelBundle
 from kwsd.model.cascade import CascadeGate, cascade_active, no_keyword_probs
 from kwsd.model.precision import resolve_precision
 from kwsd.model.runtime import shared_inference_encoder
+from kwsd.model.scheduler import InferenceScheduler, WindowJob, classify_windows, conv_features
 
 _INT16_SCALE = np.float32(1.0 / 32768.0)  # a power of two: same values as int16_to_float
 
@@ -62,7 +63,7 @@ class StreamingClassifier:
     def __init__(self, bundle: ModelBundle, *, window_samples: int | None = None,
                  hop_samples: int | None = None, cache_conv: bool | None = None,
                  precision: str | None = None, cascade: str | bool | None = None,
-                 clock=time.perf_counter) -> None:
+                 clock=time.perf_counter, scheduler: InferenceScheduler | None = None) -> None:
         self.bundle = bundle
         opts = bundle.meta.get("streaming", {})
         self.precision = resolve_precision(bundle.meta, precision)
@@ -101,8 +102,15 @@ class StreamingClassifier:
         loaded = getattr(bundle, "cascade", None)
         self.gate = CascadeGate(loaded) if cascade_active(loaded, cascade) else None
         self._rejected = no_keyword_probs(list(bundle.labels))
-        # Seconds spent per part since construction (bench and status read them).
+        if scheduler is not None and scheduler.precision != self.precision:
+            raise ValueError(f"scheduler runs {scheduler.precision}, this stream {self.precision}")
+        self.scheduler = scheduler
+        # Seconds spent per part since construction (bench and status read them); with a
+        # scheduler, "scheduled" is the time spent waiting for the batch that held a window
+        # (its conv, transformer and head ran there, with other streams' windows).
         self.timings = {"conv": 0.0, "posconv": 0.0, "transformer": 0.0, "head": 0.0}
+        if scheduler is not None:
+            self.timings["scheduled"] = 0.0
         if self.gate is not None:
             self.timings["stage_one"] = 0.0
         self.reset()
@@ -155,10 +163,7 @@ class StreamingClassifier:
         if self._capture is None and self.gate is not None and not self._stage_one_passes(wave):
             probs = self._rejected.copy()
         elif self._capture is None:
-            states = self._window_states(wave)
-            t0 = self._clock()
-            probs = torch.softmax(self.head(states), dim=-1)[0].numpy().copy()
-            self.timings["head"] += self._clock() - t0
+            _, probs = self._classify_window(wave)
         else:  # window_states(): keep what the head would see, skip the head
             states = self._window_states(wave)
             self._capture.append(torch.stack(states, dim=1)[0].clone())
@@ -182,48 +187,78 @@ class StreamingClassifier:
             self._warm = False
         return ok
 
+    def _classify_window(self, wave: torch.Tensor) -> tuple[list[torch.Tensor], np.ndarray]:
+        """One window -> (hidden states, probabilities): alone, or in the shared scheduler's
+        batch with other streams' windows (same numbers up to float rounding)."""
+        conv_input, reference = self._conv_input(wave)
+        if self.scheduler is not None:
+            t0 = self._clock()
+            job = self.scheduler.run(WindowJob(conv_input, reference, self._assemble, id(self),
+                                               self.hop / self.bundle.sample_rate))
+            self.timings["scheduled"] += self._clock() - t0
+            return job.states, job.probs
+        x0 = self._embed(conv_input, reference)
+        states, probs = classify_windows(self.encoder, self.head, x0, timings=self.timings,
+                                         clock=self._clock)
+        return states, probs[0].numpy().copy()
+
     def _window_states(self, wave: torch.Tensor) -> list[torch.Tensor]:
-        enc = self.encoder
+        """Hidden states only (training's window_states): conv, caches, transformer."""
+        x0 = self._embed(*self._conv_input(wave))
         t0 = self._clock()
-        feats, new = self._window_features(wave)
-        t1 = self._clock()
+        states = self.encoder.encoder.run_layers(x0)
+        self.timings["transformer"] += self._clock() - t0
+        return states
+
+    def _embed(self, conv_input: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+        t0 = self._clock()
+        new = conv_features(self.encoder, conv_input, reference)
+        self.timings["conv"] += self._clock() - t0
+        return self._assemble(new)
+
+    def _conv_input(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The samples the conv stack must see for this window: all of it (first window, or no
+        cache), else the new hop's frames with their receptive field; and the group-norm
+        reference of the approximate cache (None when the cache is exact or unused)."""
+        if not self.cache_conv or not self._warm:
+            return wave, None
+        enc = self.encoder
+        first = self.frames - self.frames_per_hop
+        hop, rf = enc.config.hop_samples, enc.config.receptive_field
+        seg = wave[:, first * hop: first * hop + (self.frames_per_hop - 1) * hop + rf]
+        return seg, None if self.cache_exact else wave
+
+    def _assemble(self, new: torch.Tensor) -> torch.Tensor:
+        """Newly computed projected conv features -> this window's transformer input x0
+        [1, frames, H], through this stream's conv-feature and positional-conv caches."""
+        t0 = self._clock()
+        enc = self.encoder
+        feats = self._window_features(new)
         if self._posconv is None:
             x0 = enc.encoder.embed_positions(feats)
         else:
             self._posconv.push(new[0])
             x0 = enc.encoder.layer_norm(feats + self._posconv.output())
-        t2 = self._clock()
-        states = enc.encoder.run_layers(x0)
-        t3 = self._clock()
-        self.timings["conv"] += t1 - t0
-        self.timings["posconv"] += t2 - t1
-        self.timings["transformer"] += t3 - t2
-        return states
+        self.timings["posconv"] += self._clock() - t0
+        return x0
 
-    def _window_features(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(projected conv features [1, frames, H] of the window, the newly computed ones)."""
-        enc = self.encoder
+    def _window_features(self, new: torch.Tensor) -> torch.Tensor:
+        """Projected conv features [1, frames, H] of the window, from the new ones."""
         if not self.cache_conv:
-            feats = enc.project(enc.extract_conv_features(wave))
-            return feats, feats
-        if not self._warm:
+            return new
+        if not self._warm:  # first window, or the first after stage one rejected some
             feats = self._feats[self._cur]
-            feats.copy_(enc.project(enc.extract_conv_features(wave)))
+            feats.copy_(new)
             if self._posconv is not None:
                 self._posconv.reset()
             self._warm = True
-            return feats, feats
-        # New frames: the last frames_per_hop of this window, from their own samples.
+            return feats
         first = self.frames - self.frames_per_hop
-        hop, rf = enc.config.hop_samples, enc.config.receptive_field
-        seg = wave[:, first * hop: first * hop + (self.frames_per_hop - 1) * hop + rf]
-        ref = None if self.cache_exact else wave
-        new = enc.project(enc.extract_conv_features(seg, reference=ref))
         src, dst = self._feats[self._cur], self._feats[1 - self._cur]
         dst[:, :first].copy_(src[:, self.frames_per_hop:])
         dst[:, first:].copy_(new)
         self._cur = 1 - self._cur
-        return dst, new
+        return dst
 
     # -- training / evaluation -----------------------------------------------------------------
     def window_states(self, samples: np.ndarray, start_sample: int = 0

@@ -151,4 +151,20 @@ def status_to_pb(status: Mapping[str, Any], *, streams_open: int, serving: bool,
         reloads=int(status.get("reloads", 0) or 0),
         last_reload_error=str(status.get("last_reload_error", "") or ""),
         precision=precision,
+        inference=_inference_status(status.get("inference") or {}),
     )
+
+
+def _inference_status(inf: Mapping[str, Any]) -> pb.InferenceStatus:
+    """The scheduler's `stats()` (Daemon.status()["inference"]) -> InferenceStatus."""
+    return pb.InferenceStatus(
+        batching="batches" in inf, device=str(inf.get("device", "cpu")),
+        max_batch=int(inf.get("max_batch", 1)), max_wait_ms=float(inf.get("max_wait_ms", 0.0)),
+        batches=int(inf.get("batches", 0)), windows=int(inf.get("windows", 0)),
+        mean_batch_size=float(inf.get("mean_batch", 0.0)),
+        recent_mean_batch_size=float(inf.get("recent_mean_batch", 0.0)),
+        max_batch_seen=int(inf.get("max_batch_seen", 0)),
+        queue_wait_p50_ms=1000 * float(inf.get("queue_wait_p50_s", 0.0)),
+        queue_wait_p95_ms=1000 * float(inf.get("queue_wait_p95_s", 0.0)),
+        late_windows=int(inf.get("late_windows", 0)),
+        dropped_windows=int(inf.get("dropped_windows", 0)))

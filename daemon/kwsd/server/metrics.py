@@ -19,7 +19,11 @@ log = logging.getLogger(__name__)
 class Metrics:
     def __init__(self, daemon, address: str) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
 
         self.daemon = daemon
         self.registry = CollectorRegistry()
@@ -53,6 +57,21 @@ class Metrics:
                 yield dropped
                 yield GaugeMetricFamily("kwsd_uptime_seconds", "Seconds since the daemon started",
                                         value=float(status.get("uptime_s", 0) or 0))
+                inf = status.get("inference") or {}
+                if "batches" in inf:  # the cross-stream batching scheduler runs
+                    yield _histogram(HistogramMetricFamily, "kwsd_inference_batch_size",
+                                     "Windows per batch run by the inference scheduler",
+                                     inf["batch_size_buckets"], float(inf["windows"]))
+                    yield _histogram(HistogramMetricFamily, "kwsd_inference_queue_wait_seconds",
+                                     "Time a ready window waited for its batch to start",
+                                     inf["queue_wait_buckets"], float(inf["queue_wait_sum_s"]))
+                    yield CounterMetricFamily("kwsd_inference_late_windows",
+                                              "Windows whose posteriors took longer than a hop",
+                                              value=float(inf["late_windows"]))
+                    yield CounterMetricFamily("kwsd_inference_dropped_windows",
+                                              "Windows that never ran (scheduler stopped or "
+                                              "computation failed)",
+                                              value=float(inf["dropped_windows"]))
 
         self.registry.register(StatusCollector())
         target = parse_target(address)
@@ -76,3 +95,12 @@ class Metrics:
         self._sub.close()
         self._server.shutdown()
         self._server.server_close()
+
+
+def _histogram(family, name: str, doc: str, buckets: list, total: float):
+    """Per-bucket counts [(upper bound, count)] -> a Prometheus histogram (cumulative)."""
+    cumulative, out = 0, []
+    for bound, count in buckets:
+        cumulative += count
+        out.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
+    return family(name, doc, buckets=out, sum_value=total)

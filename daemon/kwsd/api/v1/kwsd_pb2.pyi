@@ -228,7 +228,7 @@ class SubscriberStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., queued: _Optional[int] = ..., events_lost: _Optional[int] = ...) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("uptime", "sources", "vad_duty_cycle", "real_time_factor", "overflows", "streams_open", "subscribers", "serving", "stopping", "model_id", "time", "reloads", "last_reload_error", "precision")
+    __slots__ = ("uptime", "sources", "vad_duty_cycle", "real_time_factor", "overflows", "streams_open", "subscribers", "serving", "stopping", "model_id", "time", "reloads", "last_reload_error", "precision", "inference")
     UPTIME_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     VAD_DUTY_CYCLE_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +243,7 @@ class Status(_message.Message):
     RELOADS_FIELD_NUMBER: _ClassVar[int]
     LAST_RELOAD_ERROR_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_FIELD_NUMBER: _ClassVar[int]
     uptime: _duration_pb2.Duration
     sources: _containers.RepeatedCompositeFieldContainer[SourceStatus]
     vad_duty_cycle: float
@@ -257,7 +258,38 @@ class Status(_message.Message):
     reloads: int
     last_reload_error: str
     precision: str
-    def __init__(self, uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., vad_duty_cycle: _Optional[float] = ..., real_time_factor: _Optional[float] = ..., overflows: _Optional[int] = ..., streams_open: _Optional[int] = ..., subscribers: _Optional[_Iterable[_Union[SubscriberStatus, _Mapping]]] = ..., serving: bool = ..., stopping: bool = ..., model_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reloads: _Optional[int] = ..., last_reload_error: _Optional[str] = ..., precision: _Optional[str] = ...) -> None: ...
+    inference: InferenceStatus
+    def __init__(self, uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[SourceStatus, _Mapping]]] = ..., vad_duty_cycle: _Optional[float] = ..., real_time_factor: _Optional[float] = ..., overflows: _Optional[int] = ..., streams_open: _Optional[int] = ..., subscribers: _Optional[_Iterable[_Union[SubscriberStatus, _Mapping]]] = ..., serving: bool = ..., stopping: bool = ..., model_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reloads: _Optional[int] = ..., last_reload_error: _Optional[str] = ..., precision: _Optional[str] = ..., inference: _Optional[_Union[InferenceStatus, _Mapping]] = ...) -> None: ...
+
+class InferenceStatus(_message.Message):
+    __slots__ = ("batching", "device", "max_batch", "max_wait_ms", "batches", "windows", "mean_batch_size", "recent_mean_batch_size", "max_batch_seen", "queue_wait_p50_ms", "queue_wait_p95_ms", "late_windows", "dropped_windows")
+    BATCHING_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RECENT_MEAN_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_SEEN_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_WAIT_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_WAIT_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    LATE_WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    batching: bool
+    device: str
+    max_batch: int
+    max_wait_ms: float
+    batches: int
+    windows: int
+    mean_batch_size: float
+    recent_mean_batch_size: float
+    max_batch_seen: int
+    queue_wait_p50_ms: float
+    queue_wait_p95_ms: float
+    late_windows: int
+    dropped_windows: int
+    def __init__(self, batching: bool = ..., device: _Optional[str] = ..., max_batch: _Optional[int] = ..., max_wait_ms: _Optional[float] = ..., batches: _Optional[int] = ..., windows: _Optional[int] = ..., mean_batch_size: _Optional[float] = ..., recent_mean_batch_size: _Optional[float] = ..., max_batch_seen: _Optional[int] = ..., queue_wait_p50_ms: _Optional[float] = ..., queue_wait_p95_ms: _Optional[float] = ..., late_windows: _Optional[int] = ..., dropped_windows: _Optional[int] = ...) -> None: ...
 
 class EnrollConfig(_message.Message):
     __slots__ = ("name", "sample_rate_hz", "encoding", "channels", "fa_target_per_hour", "keep_audio")
