@@ -274,11 +274,13 @@ def main() -> int:
         kws, t_enroll, rejected = [], [], 0
         for k in KEYWORDS:
             examples = synthetic_examples({"onword": "on word"}.get(k, k))
-            res = enroll(bundle, k, examples, fa_target_per_h=args.fa_target)
+            res = enroll(bundle, k, examples, fa_target_per_h=args.fa_target,
+                         check_alike=False)     # as `kwsd enroll --text`
             if not res.ok:                      # drop refused renderings, keep the rest
                 rejected += sum(not c.ok for c in res.checks)
                 keep = [x for x, c in zip(examples, res.checks, strict=True) if c.ok]
-                res = enroll(bundle, k, keep, fa_target_per_h=args.fa_target) if keep else res
+                res = (enroll(bundle, k, keep, fa_target_per_h=args.fa_target, check_alike=False)
+                       if keep else res)
             t_enroll.append(res.seconds)
             if res.ok:
                 kws.append(res.keyword)

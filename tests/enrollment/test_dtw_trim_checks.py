@@ -57,6 +57,21 @@ def test_trim_keeps_the_loud_phrase_and_drops_a_distant_click():
     assert len(trim(np.zeros(16000, np.int16))) == 0
 
 
+def test_static_joined_to_the_word_is_cut_when_the_phrase_would_not_fit_a_window():
+    """A telephone line's static right after the word is bridged into the phrase at the usual
+    level (1.3 s: refused as too long); with the window's length as the limit the level rises
+    until only the word (0.6 s, 19 dB louder) is left."""
+    quiet = (RNG.standard_normal(8000) * 20).astype(np.int16)
+    static = (RNG.standard_normal(11200) * 600).astype(np.int16)
+    x = np.concatenate([quiet, _burst(0.6), static, quiet])
+    a0, b0 = speech_span(x)
+    assert (b0 - a0) / 16000 > 1.2
+    a, b = speech_span(x, max_samples=16000)
+    assert b - a <= 16000
+    assert a <= 8000 and b >= 8000 + 9600          # the whole word is kept
+    assert speech_span(x, max_samples=32000) == (a0, b0)  # fits: nothing changes
+
+
 def test_checks_name_each_problem():
     ok = check_audio(0, _burst(0.6), _burst(0.6), 1.0)
     assert ok.ok and "ok" in ok.describe()

@@ -21,6 +21,8 @@ def test_text_renderings_are_speech_and_enroll(tmp_path, monkeypatch):
     assert 1 <= len(examples) <= 3
     for x in examples:
         assert 0.3 < len(trim(x)) / 16000 < 1.5
-    res = enroll(load_bundle(default_model_path()), "hey kitchen", examples, bank=bank)
+    # as `kwsd enroll --text` does: the voices differ by design, so no "unlike the others"
+    res = enroll(load_bundle(default_model_path()), "hey kitchen", examples, bank=bank,
+                 check_alike=False)
     assert res.ok, [c.describe() for c in res.checks]
     assert len(res.keyword.templates) == len(examples)

@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"kwsd enroll: {exc}")
         return 2
     try:
-        result = enroll(bundle, name, examples, fa_target_per_h=target)
+        result = enroll(bundle, name, examples, fa_target_per_h=target,
+                        check_alike=args.text is None)  # voices differ by design
     except EnrollmentError as exc:
         print(f"kwsd enroll: {exc}")
         return 2
@@ -125,7 +126,7 @@ def _record(args: argparse.Namespace, name: str, bundle, tries: int = 3):
                 except CaptureTimeout as exc:
                     print(f"  {exc}")
                     continue
-                check = check_audio(i, x, trim(x), max_s)
+                check = check_audio(i, x, trim(x, int(max_s * bundle.sample_rate)), max_s)
                 if check.ok:
                     print(f"  got it ({check.duration_s:.2f} s)", flush=True)
                     examples.append(x)

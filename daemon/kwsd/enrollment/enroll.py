@@ -51,21 +51,24 @@ def build_templates(bundle: ModelBundle, examples: list[np.ndarray],
 
 def enroll(bundle: ModelBundle, name: str, examples: list[np.ndarray], *,
            fa_target_per_h: float = DEFAULT_FA_PER_H, bank=None, settings=None,
-           min_examples: int = 1) -> EnrollResult:
-    """Trim and check each example (int16 16 kHz), make templates, calibrate the threshold."""
+           min_examples: int = 1, check_alike: bool = True) -> EnrollResult:
+    """Trim and check each example (int16 16 kHz), make templates, calibrate the threshold.
+
+    `check_alike=False` skips the "unlike the others" check: renderings by different
+    synthetic voices (`--text`) differ by design; the check is for a person's recordings."""
     t0 = time.perf_counter()
     if len(examples) < min_examples:
         raise EnrollmentError(f"{len(examples)} example(s) given, at least {min_examples} needed")
     max_s = bundle.window_samples / bundle.sample_rate
     examples = [np.asarray(x, dtype=np.int16) for x in examples]
-    spans = [speech_span(x) for x in examples]
+    spans = [speech_span(x, int(max_s * bundle.sample_rate)) for x in examples]
     phrases = [x[a:b] for x, (a, b) in zip(examples, spans, strict=True)]
     results = [checks.check_audio(i, x, p, max_s)
                for i, (x, p) in enumerate(zip(examples, phrases, strict=True))]
     if any(not c.ok for c in results):
         return EnrollResult(None, results, time.perf_counter() - t0)
     temps, wins = build_templates(bundle, examples, spans)
-    for i, why in checks.unlike_others(temps, wins).items():
+    for i, why in (checks.unlike_others(temps, wins) if check_alike else {}).items():
         results[i].problems.append(why)
     if any(not c.ok for c in results):
         return EnrollResult(None, results, time.perf_counter() - t0)

@@ -25,14 +25,30 @@ def frame_db(samples: np.ndarray) -> np.ndarray:
     return 10 * np.log10(np.mean(x * x, axis=1) + 1e-12)
 
 
-def speech_span(samples: np.ndarray) -> tuple[int, int]:
-    """[start, end) of the phrase in samples; (0, 0) when there is no speech-like energy."""
+TIGHTEN_DB = (0.0, 3.0, 6.0, 9.0, 12.0)  # level raises tried when the phrase is too long
+
+
+def speech_span(samples: np.ndarray, max_samples: int | None = None) -> tuple[int, int]:
+    """[start, end) of the phrase in samples; (0, 0) when there is no speech-like energy.
+
+    With `max_samples`, a phrase found longer than that is looked for again with a higher
+    level (up to +12 dB): on a noisy line, static or a click next to the word otherwise joins
+    it and the example is refused as too long although the word itself fits."""
     db = frame_db(samples)
     if len(db) == 0:
         return 0, 0
     peak = float(np.percentile(db, 99))
     floor = float(np.percentile(db, 10))
     level = max(peak - 30.0, floor + 0.4 * (peak - floor), -55.0)
+    span = (0, 0)
+    for extra in TIGHTEN_DB:
+        span = _loudest_run(samples, db, level + extra)
+        if max_samples is None or span[1] - span[0] <= max_samples:
+            break
+    return span
+
+
+def _loudest_run(samples: np.ndarray, db: np.ndarray, level: float) -> tuple[int, int]:
     active = db > level
     if not active.any():
         return 0, 0
@@ -49,7 +65,7 @@ def speech_span(samples: np.ndarray) -> tuple[int, int]:
     return max(0, a * FRAME - MARGIN), min(len(samples), b * FRAME + MARGIN)
 
 
-def trim(samples: np.ndarray) -> np.ndarray:
+def trim(samples: np.ndarray, max_samples: int | None = None) -> np.ndarray:
     """The phrase alone (int16), an empty array when nothing was said."""
-    a, b = speech_span(samples)
+    a, b = speech_span(samples, max_samples)
     return np.ascontiguousarray(samples[a:b], dtype=np.int16)
