@@ -84,7 +84,7 @@ def _in_threads(fn, n: int) -> list:
 
 
 @pytest.mark.parametrize("precision,cascade", [("fp32", "off"), ("bf16-conv", "off"),
-                                               ("fp32", "on")])
+                                               ("bf16", "off"), ("fp32", "on"), ("bf16", "on")])
 def test_batched_posteriors_equal_each_stream_alone(demo, recordings, precision, cascade):
     """With the demo's two-stage cascade on, only the windows stage one passes reach the
     scheduler; the others' "no keyword" posteriors must be the same batched or alone too."""
