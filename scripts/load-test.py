@@ -84,12 +84,13 @@ def source_check(bundle: Path, samples: np.ndarray, subs, threshold: float | Non
             for e in ref if e.kind == EventKind.DETECTION and lo < e.start_sample
             and e.end_sample <= hi]
     got = [(e[2], e[3], e[4], e[5]) for e in seen if e[1] == 1 and lo < e[3]]
-    # keyword and samples exactly; the confidence within 1e-3: the daemon computes with one
+    # keyword and samples exactly; the confidence within 2e-2: the daemon computes with one
     # torch thread and batches windows, this process with its own thread count, and in bf16
     # (kwsd-demo-6) a different summation order moves the confidence a little (seen: 5e-6 with
-    # batches of one, 2.2e-4 at 56 streams)
+    # batches of one, 2.2e-4 at 56 streams; up to a few bfloat16 steps where a conv output
+    # rounds to the neighbouring bf16 value: tests/engine/test_batching.py says why)
     same = len(got) == len(want) and all(
-        g[:3] == w[:3] and abs(g[3] - w[3]) <= 1e-3 for g, w in zip(got, want, strict=True))
+        g[:3] == w[:3] and abs(g[3] - w[3]) <= 2e-2 for g, w in zip(got, want, strict=True))
     return {"source_detections": len(got), "source_identical": same}
 
 

@@ -6,11 +6,18 @@ Tolerance. Every window of a group has the same length, so nothing is padded: a 
 is the same arithmetic as the window alone except for the order in which the GEMMs sum their
 products (blocking depends on the number of rows). That is float32 rounding, a few ulps per
 operation through conv stack, two layers and the head: measured with six streams of the
-speech recording, at most 3.6e-7 (fp32) and 4.2e-7 (bf16-conv) on a probability (4.3e-7 bf16;
-6.5e-6 int8, whose transformer runs row by row but whose conv and head are batched, not tested
-here). The test allows 1e-5, well above the
-rounding and far below any threshold margin; detections must be identical (keyword, sample
-offsets) and their confidences equal within the same tolerance.
+speech recording, at most 3.6e-7 (fp32) and 4.2e-7 (bf16-conv) on a probability (6.5e-6
+int8, whose transformer runs row by row but whose conv and head are batched, not tested here).
+The test allows 1e-5, well above the rounding and far below any threshold margin.
+
+When the transformer runs in bfloat16 (precision "bf16", kwsd-demo-6's), its input is rounded
+to bfloat16's 8-bit mantissa, and a conv output that differs in the sixth decimal (measured:
+6.7e-6 batched vs alone, on a CPU with native bf16 kernels) can round to the neighbouring
+bfloat16 value: one step of 2^-8 relative in a few inputs, which moved a probability by 3.7e-3
+here (0 on a machine whose conv kernels summed in the same order batched and alone). The
+transformer and head alone are batch-invariant to 3.9e-7 there. So bf16 is allowed a few
+bfloat16 steps, 2e-2; detections must be identical (keyword, sample offsets) at every precision
+and their confidences equal within the precision's tolerance.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from kwsd.events import EventKind
 from kwsd.model.bundle import load_bundle
 from recordings import DATA, SPEECH_WAV
 
-TOLERANCE = 1e-5
+TOLERANCE = 1e-5  # float32 rounding
+BF16_TOLERANCE = 2e-2  # a few bfloat16 steps (see the module doc)
 STREAMS = 4
 CHUNK = 1600  # 100 ms, as a Detect client sends
 
@@ -52,6 +60,12 @@ def recordings() -> list[np.ndarray]:
         out.append(np.concatenate([x for clip in order for x in (clip, gap)]))
     n = min(len(x) for x in out)
     return [x[:n] for x in out]
+
+
+def _tolerance(precision: str) -> float:
+    from kwsd.model.precision import PRECISIONS
+
+    return BF16_TOLERANCE if PRECISIONS[precision][1] == "bf16" else TOLERANCE
 
 
 def _scheduler(bundle, precision: str, max_wait_s: float = 0.5):
@@ -113,7 +127,7 @@ def test_batched_posteriors_equal_each_stream_alone(demo, recordings, precision,
     for (starts_a, probs_a), (starts_b, probs_b) in zip(alone, batched, strict=True):
         assert np.array_equal(starts_a, starts_b)
         worst = max(worst, float(np.abs(probs_a - probs_b).max()))
-    assert worst <= TOLERANCE, worst
+    assert worst <= _tolerance(precision), worst
 
 
 def test_batched_detections_equal_each_stream_alone(demo, recordings):
@@ -136,7 +150,7 @@ def test_batched_detections_equal_each_stream_alone(demo, recordings):
         assert [(e.keyword, e.start_sample, e.end_sample) for e in a] == \
             [(e.keyword, e.start_sample, e.end_sample) for e in b]
         for ea, eb in zip(a, b, strict=True):
-            assert abs(ea.confidence - eb.confidence) <= TOLERANCE
+            assert abs(ea.confidence - eb.confidence) <= _tolerance(precision)
 
 
 def test_enrolled_keyword_scores_equal_through_the_scheduler(demo, recordings):
@@ -162,11 +176,13 @@ def test_enrolled_keyword_scores_equal_through_the_scheduler(demo, recordings):
         return np.stack([p.probs for p in posts])
 
     alone = [scores(x) for x in recordings[:2]]
-    scheduler = _scheduler(demo, StreamingClassifier(demo).precision)
+    precision = StreamingClassifier(demo).precision
+    scheduler = _scheduler(demo, precision)
     batched = _in_threads(lambda i: scores(recordings[i], scheduler), 2)
     for a, b in zip(alone, batched, strict=True):
         assert a.shape == b.shape and a.shape[1] == len(demo.labels) + 1
-        assert float(np.abs(a - b).max()) <= 1e-4  # template distance of batched states
+        # template distance of batched states (fp32: 1e-4)
+        assert float(np.abs(a - b).max()) <= max(1e-4, _tolerance(precision))
 
 
 def test_closed_scheduler_fails_waiting_and_new_windows(random_bundle):
