@@ -68,6 +68,12 @@ def test_hf_reads_bundle_encoder(bundle_dir) -> None:
      "mis-shaped tensors"),
     (lambda p: edit_meta(p, head={"type": "weighted-mlp-meanmax", "mlp_dim": 128}),
      "mis-shaped tensors"),
+    (lambda p: edit_meta(p, head={"type": "weighted-mlp-meanmax", "mlp_dim": 256,
+                                  "temporal_layers": 2}), "missing"),
+    (lambda p: edit_meta(p, head={"type": "weighted-mlp-meanmax", "mlp_dim": 256,
+                                  "temporal_layers": -1}), "'head.temporal_layers'"),
+    (lambda p: edit_meta(p, head={"type": "weighted-mlp-meanmax", "mlp_dim": 256,
+                                  "temporal_kernel": 4}), "'head.temporal_kernel'"),
     (lambda p: torch.save({}, p / "extra.pt"), "pickled files"),
     (lambda p: edit_meta(p, streaming={"precision": "fp8"}), "streaming.precision"),
     (lambda p: edit_meta(p, streaming={"cache_conv": "yes"}), "streaming.cache_conv"),
@@ -85,3 +91,17 @@ def test_validation_errors(bundle_dir, tmp_path, breakage, words) -> None:
 def test_not_a_folder(tmp_path) -> None:
     with pytest.raises(ModelBundleError, match="not a directory"):
         load_bundle(tmp_path / "nope")
+
+
+def test_temporal_head_round_trips_and_hears_the_order_of_frames(bundle_dir, tmp_path) -> None:
+    """Mean+max pooling alone cannot tell frames in reverse order from the original; the
+    temporal layers can, and a bundle saved with them loads them back."""
+    path = make_random_bundle(tmp_path / "temporal", "demo", ["yes", "no"], temporal_layers=3)
+    b = load_bundle(path)
+    assert b.meta["head"]["temporal_layers"] == 3 and len(b.head.temporal) == 3
+    plain = load_bundle(bundle_dir).head
+    states = torch.randn(2, 3, 49, 256)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(states), plain(states.flip(2)))
+        assert (b.head(states) - b.head(states.flip(2))).abs().max() > 1e-3
+        torch.testing.assert_close(load_bundle(path).head(states), b.head(states))

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-ms", type=int, default=1000)
     parser.add_argument("--hop-ms", type=int, default=200)
     parser.add_argument("--mlp-dim", type=int, default=256)
+    parser.add_argument("--temporal-layers", type=int, default=0,
+                        help="dilated convolutions over the window's frames in the head, so "
+                             "that it hears the order of sounds (0: none)")
     parser.add_argument("--name", default="kws", help="model name in kws.json")
     parser.add_argument("--version", default="0", help="model version in kws.json")
     parser.add_argument("--seed", type=int, default=0)
@@ -137,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
         max_clips=args.max_clips, max_windows=args.max_windows or None, augment=not args.no_augment,
         calibrate=not args.no_calibrate, final_eval=not args.no_final_eval,
         resume=args.resume, prepare_only=args.prepare_only, progress=not args.no_progress,
-        mlp_dim=args.mlp_dim, seed=args.seed, jobs=args.jobs, calibrate_on=args.calibrate_on,
-        fa_targets=args.fa_targets)
+        mlp_dim=args.mlp_dim, temporal_layers=args.temporal_layers, seed=args.seed,
+        jobs=args.jobs, calibrate_on=args.calibrate_on, fa_targets=args.fa_targets)
     try:
         out = train(cfg)
     except (TrainError, DatasetError, ModelBundleError, FileNotFoundError, ValueError) as exc:

@@ -80,6 +80,7 @@ class TrainConfig:
     progress: bool = True
     jobs: int = 1  # processes for the held-out pipeline passes
     mlp_dim: int = 256
+    temporal_layers: int = 0  # kwsd.model.head: dilated convolutions over frames
     seed: int = 0
     calibrate_on: str = "heldout"  # heldout: every held-out negative; real: real recordings only
     fa_targets: dict[str, float] | None = None  # sensitivity -> false alarms/h (calibrate's)
@@ -321,7 +322,8 @@ def train(cfg: TrainConfig) -> Path | None:
              len(held_clips), labels)
     encoder, enc_id = load_encoder_from(cfg.encoder, cfg.seed)
     meta = make_meta(keywords, name=cfg.name, version=cfg.version, window_ms=cfg.window_ms,
-                     hop_ms=cfg.hop_ms, mlp_dim=cfg.mlp_dim)
+                     hop_ms=cfg.hop_ms, mlp_dim=cfg.mlp_dim,
+                     temporal_layers=cfg.temporal_layers)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
         head = KeywordHead(head_config_for(meta, encoder.config))
@@ -399,7 +401,7 @@ def train(cfg: TrainConfig) -> Path | None:
     t0 = time.time()
     run_dir = cfg.workdir / ("run-" + cache_key({**key_parts, "fit": dataclasses.asdict(fit_cfg),
                                                  "n": len(train_set), "ft": cfg.finetune,
-                                                 "encoder": enc_id}))
+                                                 "encoder": enc_id, "head": meta["head"]}))
     resume = cfg.resume and (run_dir / "checkpoint.pt").is_file()
     if cfg.resume and not resume:
         log.warning("--resume: no epoch checkpoint in %s yet; training from the first epoch "

@@ -119,6 +119,13 @@ def validate_meta(meta: Any, where: Path | str = META_FILE) -> None:
             or head["mlp_dim"] < 1:
         raise _err(where, f"'head.mlp_dim' must be a positive integer, got "
                    f"{head.get('mlp_dim')!r}")
+    layers = head.get("temporal_layers", 0)
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
+        raise _err(where, f"'head.temporal_layers' must be an integer >= 0, got {layers!r}")
+    kernel = head.get("temporal_kernel", 5)
+    if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
+        raise _err(where, f"'head.temporal_kernel' must be an odd positive integer, got "
+                   f"{kernel!r}")
     for name in ("training_data", "metrics", "streaming"):
         if name in meta and not isinstance(meta[name], dict):
             raise _err(where, f"{name!r} must be an object")
@@ -136,7 +143,8 @@ def validate_meta(meta: Any, where: Path | str = META_FILE) -> None:
 
 def make_meta(keywords: list[str], *, name: str, version: str, window_ms: int = 1000,
               hop_ms: int = 200, thresholds: dict[str, float] | None = None,
-              mlp_dim: int = 256, training_data: dict | None = None,
+              mlp_dim: int = 256, temporal_layers: int = 0,
+              training_data: dict | None = None,
               metrics: dict | None = None, cache_conv: bool | None = None,
               precision: str | None = None) -> dict[str, Any]:
     """A valid kws.json dict (thresholds default to 0.5). `cache_conv` / `precision` set how
@@ -150,7 +158,8 @@ def make_meta(keywords: list[str], *, name: str, version: str, window_ms: int = 
         "sample_rate": SAMPLE_RATE,
         "window_ms": window_ms,
         "hop_ms": hop_ms,
-        "head": {"type": HEAD_TYPE, "mlp_dim": mlp_dim},
+        "head": {"type": HEAD_TYPE, "mlp_dim": mlp_dim,
+                 **({"temporal_layers": temporal_layers} if temporal_layers else {})},
         "training_data": training_data or {},
         "metrics": metrics or {},
     }
@@ -169,7 +178,9 @@ def head_config_for(meta: dict[str, Any], encoder_cfg: EncoderConfig) -> HeadCon
     return HeadConfig(num_states=encoder_cfg.num_hidden_layers + 1,
                       hidden_size=encoder_cfg.hidden_size, num_labels=len(meta["labels"]),
                       mlp_dim=int(meta["head"]["mlp_dim"]),
-                      dropout=float(meta["head"].get("dropout", 0.1)))
+                      dropout=float(meta["head"].get("dropout", 0.1)),
+                      temporal_layers=int(meta["head"].get("temporal_layers", 0)),
+                      temporal_kernel=int(meta["head"].get("temporal_kernel", 5)))
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -245,8 +256,9 @@ def save_bundle(path: str | Path, encoder: DistilHubert, head: KeywordHead,
     validate_meta(meta, "kws.json (to save)")
     want = head_config_for(meta, encoder.config)
     got = head.config
-    if (got.num_states, got.hidden_size, got.num_labels, got.mlp_dim) != \
-            (want.num_states, want.hidden_size, want.num_labels, want.mlp_dim):
+    shape = ("num_states", "hidden_size", "num_labels", "mlp_dim", "temporal_layers",
+             "temporal_kernel")
+    if any(getattr(got, k) != getattr(want, k) for k in shape):
         raise ModelBundleError(f"head {got} does not fit kws.json/encoder (expects {want})")
     meta = dict(meta)
     meta["head"] = {**meta["head"], "dropout": got.dropout}
@@ -273,7 +285,8 @@ def write_meta(path: str | Path, meta: dict[str, Any]) -> Path:
 
 def make_random_bundle(path: str | Path, config: EncoderConfig | str = "demo",
                        keywords: list[str] | tuple[str, ...] = ("yes", "no"), *, seed: int = 0,
-                       window_ms: int = 1000, hop_ms: int = 200) -> Path:
+                       window_ms: int = 1000, hop_ms: int = 200,
+                       temporal_layers: int = 0) -> Path:
     """A valid bundle with random weights, for tests of the engine and API before a trained
     model exists. `config`: an EncoderConfig, "demo" or "distilhubert"."""
     if isinstance(config, str):
@@ -286,7 +299,8 @@ def make_random_bundle(path: str | Path, config: EncoderConfig | str = "demo",
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         encoder = DistilHubert(config).eval()
         meta = make_meta(list(keywords), name="random", version=str(seed), window_ms=window_ms,
-                         hop_ms=hop_ms, training_data={"note": "random weights, untrained"})
+                         hop_ms=hop_ms, temporal_layers=temporal_layers,
+                         training_data={"note": "random weights, untrained"})
         head = KeywordHead(head_config_for(meta, config)).eval()
         with torch.no_grad():
             head.layer_weights.normal_()
