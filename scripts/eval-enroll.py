@@ -17,6 +17,12 @@ Rows:
 - the same two with a Raven-style MFCC + DTW baseline (evaluation only): 13 MFCCs per 10 ms,
   mean-normalised, the same subsequence DTW, thresholds from the same negative bank and target.
 
+Choosing the detector's settings (detector.AGREE, dtw.OFF_SPEED_PENALTY) is done with
+`--select DIR` instead: the same protocol with real-train only, its held-out callers (the rule
+kwsd.corpus.real uses, one in eight) and 5 minutes of its held-out other speech as the
+evaluation side, the remaining callers as enrollment examples; real-dev stays unseen until the
+settings are fixed.
+
 Each dev file is run once through the daemon's Pipeline (VAD gate, streaming windows) and its
 window features cached (/work/kwsd-data/enroll-eval-cache, keyed by the encoder's hash); every
 enrollment is then replayed through the daemon's Decision.
@@ -164,6 +170,49 @@ def mfcc_keyword(name: str, examples: list[np.ndarray], bank_recs, bank_feats,
     return kw
 
 
+def selection_set(train: Path, out: Path, speech_s: float = 300.0) -> tuple[Path, Path]:
+    """real-train split by caller into a dev-like side (held-out callers + held-out speech)
+    and an enrollment side; returns (dev dir, train dir) with manifests of absolute paths."""
+    from kwsd.corpus.real import SPEECH_VAL_PERCENT, WUW_VAL_PERCENT
+    from kwsd.corpus.texts import KEYWORDS as ALL_KEYWORDS
+    from kwsd.evaluation.manifest import count_keyword
+    from kwsd.head_training.dataset import speaker_held_out
+
+    train = train.resolve()
+    dev_dir, train_dir = out / "dev", out / "train"
+    dev_dir.mkdir(parents=True, exist_ok=True)
+    train_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(path: Path, rows: list[dict], fields: list[str]) -> None:
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fields, extrasaction="ignore")
+            w.writeheader()
+            w.writerows({**r, "file": str(train / r["file"])} for r in rows)
+
+    with open(train / "wuw-train.csv", newline="", encoding="utf-8") as f:
+        wuw_rows = list(csv.DictReader(f))
+    fields = list(wuw_rows[0])
+    write(dev_dir / "wuw-dev.csv",
+          [r for r in wuw_rows if speaker_held_out(r["speaker"], WUW_VAL_PERCENT)], fields)
+    write(train_dir / "wuw-train.csv",
+          [r for r in wuw_rows if not speaker_held_out(r["speaker"], WUW_VAL_PERCENT)], fields)
+    with open(train / "speech.csv", newline="", encoding="utf-8") as f:
+        speech_rows = list(csv.DictReader(f))
+    pool = [r for r in speech_rows
+            if speaker_held_out(r.get("speaker") or r["file"], SPEECH_VAL_PERCENT)]
+    random.Random(0).shuffle(pool)
+    chosen, total = [], 0.0
+    for r in pool:
+        if total > speech_s:
+            break
+        chosen.append(r)
+        total += float(r["duration_s"])
+    chosen = [r for r in chosen if not r.get("keyword")    # speech and noise, no keyword
+              and not any(count_keyword(r.get("text", ""), k) for k in ALL_KEYWORDS)]
+    write(dev_dir / "speech.csv", chosen, list(speech_rows[0]))
+    return dev_dir, train_dir
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="models/demo")
@@ -174,6 +223,9 @@ def main() -> int:
     ap.add_argument("--fa-target", type=float, default=1.0, help="false alarms per hour")
     ap.add_argument("--cache", default="/work/kwsd-data/enroll-eval-cache")
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--select", metavar="DIR", default=None,
+                    help="evaluate on real-train's held-out callers instead of real-dev "
+                         "(manifests written to DIR): for choosing settings")
     ap.add_argument("--protocols", default="shots,text,personal",
                     help="comma-separated: shots (speaker-independent), text, personal")
     args = ap.parse_args()
@@ -188,6 +240,8 @@ def main() -> int:
     cache = Path(args.cache) / eid.split(":")[-1]
     cache.mkdir(parents=True, exist_ok=True)
     dev = Path(args.dev)
+    if args.select:
+        dev, args.train = selection_set(Path(args.train), Path(args.select))
     skipped: list[str] = []
     wuw = read_eval_manifest(dev / "wuw-dev.csv", skipped)   # broken labels are left out
     speech = read_eval_manifest(dev / "speech.csv", skipped)

@@ -3,6 +3,7 @@ pipeline deciding enrolled keywords with the bundle's own Decision, and storage.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -11,7 +12,7 @@ from kwsd.audio.audiofile import read_audio_16k
 from kwsd.config import default_model_path
 from kwsd.engine.pipeline import Pipeline
 from kwsd.enrollment import store
-from kwsd.enrollment.detector import EnrolledSet
+from kwsd.enrollment.detector import SCORER, EnrolledSet
 from kwsd.enrollment.enroll import enroll
 from kwsd.enrollment.features import encoder_id
 from kwsd.events import EventKind
@@ -101,6 +102,16 @@ def test_store_round_trip_mismatch_and_removal(bundle, bank, tmp_path):
     usable, problems = store.load_for_encoder("sha256:0000000000000000", root)
     assert usable == []
     assert "made for encoder" in problems[0] and "--again" in problems[0]
+
+    # saved by a kwsd that scored with another rule (before the scorer was recorded): its
+    # threshold means something else now, so it is refused until re-enrolled
+    meta_path = root / "hey_op" / "keyword.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta.pop("scorer") == SCORER
+    meta_path.write_text(json.dumps(meta))
+    usable, problems = store.load_for_encoder(kw.encoder_id, root)
+    assert usable == []
+    assert "scoring rule dtw-min-p0.03" in problems[0] and "--again" in problems[0]
 
     store.remove("Hey  Op", root)
     assert store.list_keywords(root) == []

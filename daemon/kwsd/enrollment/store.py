@@ -23,9 +23,10 @@ import numpy as np
 
 from kwsd.audio.audiofile import read_audio_16k, write_wav_16k
 from kwsd.config import is_system_service
-from kwsd.enrollment.detector import EnrolledKeyword
+from kwsd.enrollment.detector import SCORER, EnrolledKeyword
 
 FORMAT = 1
+LEGACY_SCORER = "dtw-min-p0.03"  # keywords saved before the scorer was recorded
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9' -]{0,38}[a-z0-9])?$")
 RESERVED = {"_unknown_", "_silence_"}
 
@@ -72,7 +73,8 @@ def save(kw: EnrolledKeyword, examples: list[np.ndarray] | None, root: Path | No
     tmp = Path(tempfile.mkdtemp(prefix=".enroll-", dir=root))
     try:
         meta = {"format": FORMAT, "name": kw.name, "threshold": kw.threshold,
-                "encoder_id": kw.encoder_id, "fa_target_per_h": kw.fa_target_per_h,
+                "encoder_id": kw.encoder_id, "scorer": kw.scorer,
+                "fa_target_per_h": kw.fa_target_per_h,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "templates": len(kw.templates),
                 "examples_kept": bool(examples), "info": kw.info}
         (tmp / "keyword.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -106,6 +108,7 @@ def load(folder: Path) -> EnrolledKeyword:
         return EnrolledKeyword(name=str(meta["name"]), templates=templates,
                                threshold=float(meta["threshold"]),
                                encoder_id=str(meta["encoder_id"]),
+                               scorer=str(meta.get("scorer", LEGACY_SCORER)),
                                fa_target_per_h=float(meta.get("fa_target_per_h", 1.0)),
                                info=dict(meta.get("info") or {}))
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -138,11 +141,15 @@ def load_for_encoder(encoder: str, root: Path | None = None
         except StoreError as exc:
             problems.append(str(exc))
             continue
+        again = (f"`kwsd enroll {kw.name!r} --again` re-enrolls it from its kept examples"
+                 if (f / "examples").is_dir() else "enroll it again (no examples were kept)")
         if kw.encoder_id != encoder:
-            again = (f"`kwsd enroll {kw.name!r} --again` re-enrolls it from its kept examples"
-                     if (f / "examples").is_dir() else "enroll it again (no examples were kept)")
             problems.append(f"enrolled keyword {kw.name!r} was made for encoder "
                             f"{kw.encoder_id}, the model's encoder is {encoder}: {again}")
+            continue
+        if kw.scorer != SCORER:
+            problems.append(f"enrolled keyword {kw.name!r} was calibrated for the scoring rule "
+                            f"{kw.scorer}, this kwsd scores with {SCORER}: {again}")
             continue
         usable.append(kw)
     return usable, problems
