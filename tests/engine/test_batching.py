@@ -23,6 +23,7 @@ and their confidences equal within the precision's tolerance.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -68,12 +69,31 @@ def _tolerance(precision: str) -> float:
     return BF16_TOLERANCE if PRECISIONS[precision][1] == "bf16" else TOLERANCE
 
 
+_OPEN: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_schedulers():
+    """Close every scheduler a test made and let its workers end, so that no worker thread is
+    still inside torch when the test process exits."""
+    yield
+    while _OPEN:
+        scheduler = _OPEN.pop()
+        scheduler.close()
+        deadline = time.monotonic() + 10
+        while any(t.name.startswith(f"{scheduler.name}-") for t in threading.enumerate()) \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
 def _scheduler(bundle, precision: str, max_wait_s: float = 0.5):
     from kwsd.model.runtime import shared_inference_encoder
     from kwsd.model.scheduler import InferenceScheduler
 
-    return InferenceScheduler(shared_inference_encoder(bundle, precision), bundle.head,
-                              precision, max_batch=32, max_wait_s=max_wait_s)
+    scheduler = InferenceScheduler(shared_inference_encoder(bundle, precision), bundle.head,
+                                   precision, max_batch=32, max_wait_s=max_wait_s)
+    _OPEN.append(scheduler)
+    return scheduler
 
 
 def _in_threads(fn, n: int) -> list:
