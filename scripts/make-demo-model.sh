@@ -57,5 +57,5 @@ stage distill-real $KWSD distill train --cache "$DATA_DIR/distill-cache-real" \
   --run "$DATA_DIR/distill-run-real" --init "$DATA_DIR/demo-encoder" $RESUME --steps "$DISTILL_STEPS" \
   --batch-size 8 --lr 3e-4 --warmup 60 --threads 1 --max-minutes "$REAL_MINUTES" \
   --export "$DATA_DIR/demo-encoder-real"
-stage head env DATA_DIR="$DATA_DIR" VERSION=6 scripts/train-demo.sh "$DATA_DIR/demo-encoder-real" "$OUT"
+stage head env DATA_DIR="$DATA_DIR" VERSION=7 scripts/train-demo.sh "$DATA_DIR/demo-encoder-real" "$OUT"
 echo "demo model written to $OUT; stage times in $STAGES"

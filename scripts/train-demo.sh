@@ -24,6 +24,7 @@ REAL_TRAIN=${REAL_TRAIN:-../shared/data/real-train}
 FA_TARGETS=${FA_TARGETS:-low=0.1,medium=0.4,high=4}  # false alarms/h per keyword on real speech
 SYNTH_ENGINES=${SYNTH_ENGINES:-noise,mbrola,flite,pico,espeak,piper}  # synthetic voices used
 EPOCHS=${EPOCHS:-15}
+TEMPORAL_LAYERS=${TEMPORAL_LAYERS:-3}  # dilated convolutions over frames in the head (kwsd-demo-7)
 COPIES=${COPIES:-2}                 # augmented passes over the training clips
 HELDOUT=${HELDOUT:-2000}            # held-out clips for calibration (and as many for the test)
 MAX_WINDOWS=${MAX_WINDOWS:-0}       # 0: all windows; N: every keyword window + a sample of the others
@@ -67,6 +68,7 @@ fi
 
 nice -n 10 $KWSD train --data "$DATA" --encoder "$ENCODER" --out "$OUT" --workdir "$WORK" \
   --keywords "$KEYWORDS" --name kwsd-demo --version "${VERSION:-1}" --mlp-dim 128 \
+  --temporal-layers "$TEMPORAL_LAYERS" \
   --epochs "$EPOCHS" --copies "$COPIES" --heldout-max-clips "$HELDOUT" --max-windows "$MAX_WINDOWS" --no-final-eval \
   --calibrate-on real --fa-targets "$FA_TARGETS" \
   --threads "$THREADS" --jobs "$JOBS" --resume $EXTRA
