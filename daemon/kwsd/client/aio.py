@@ -134,10 +134,7 @@ class AsyncKwsdClient:
                     backoff.reset()
                     notify("connected", self.connection.target.grpc_target)
                 async for response in call:
-                    if response.HasField("detection"):
-                        result.detections.append(response.detection)
-                    elif response.HasField("summary"):
-                        result.summary = response.summary
+                    result.add(response)
                 return result
             except grpc.RpcError as exc:
                 if not reconnect or self._closed.is_set() or exc.code() not in RETRYABLE:

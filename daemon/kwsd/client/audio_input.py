@@ -79,3 +79,10 @@ class DetectResult:
 
     detections: list[pb.Event]
     summary: pb.DetectSummary | None
+
+    def add(self, response: pb.DetectResponse) -> None:
+        """One streamed response: a detection, or the closing summary."""
+        if response.HasField("detection"):
+            self.detections.append(response.detection)
+        elif response.HasField("summary"):
+            self.summary = response.summary

@@ -14,8 +14,8 @@ import numpy as np
 
 OFF_SPEED_PENALTY = 0.08
 # 0.08, not 0.03: with the cheaper off-speed steps a template of a long phrase could squeeze
-# onto a shorter word. Chosen on real-train's held-out callers (scripts/eval-enroll.py --dev
-# built from them; never on real-dev): 3-shot recall at <= 5 false alarms/h 79 -> 91 % alone
+# onto a shorter word. Chosen on real-train's held-out callers (scripts/eval-enroll.py
+# --select; never on real-dev): 3-shot recall at <= 5 false alarms/h 79 -> 91 % alone
 # with AGREE = 2 (detector.py); 0.15 gave 89 %.
 
 

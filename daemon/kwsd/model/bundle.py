@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +122,9 @@ def validate_meta(meta: Any, where: Path | str = META_FILE) -> None:
     layers = head.get("temporal_layers", 0)
     if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
         raise _err(where, f"'head.temporal_layers' must be an integer >= 0, got {layers!r}")
-    kernel = head.get("temporal_kernel", 5)
-    if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
+    kernel = head.get("temporal_kernel")  # absent: HeadConfig's default
+    if kernel is not None and (isinstance(kernel, bool) or not isinstance(kernel, int)
+                               or kernel < 1 or kernel % 2 == 0):
         raise _err(where, f"'head.temporal_kernel' must be an odd positive integer, got "
                    f"{kernel!r}")
     for name in ("training_data", "metrics", "streaming"):
@@ -179,8 +180,8 @@ def head_config_for(meta: dict[str, Any], encoder_cfg: EncoderConfig) -> HeadCon
                       hidden_size=encoder_cfg.hidden_size, num_labels=len(meta["labels"]),
                       mlp_dim=int(meta["head"]["mlp_dim"]),
                       dropout=float(meta["head"].get("dropout", 0.1)),
-                      temporal_layers=int(meta["head"].get("temporal_layers", 0)),
-                      temporal_kernel=int(meta["head"].get("temporal_kernel", 5)))
+                      **{k: int(meta["head"][k]) for k in ("temporal_layers", "temporal_kernel")
+                         if k in meta["head"]})
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -256,9 +257,7 @@ def save_bundle(path: str | Path, encoder: DistilHubert, head: KeywordHead,
     validate_meta(meta, "kws.json (to save)")
     want = head_config_for(meta, encoder.config)
     got = head.config
-    shape = ("num_states", "hidden_size", "num_labels", "mlp_dim", "temporal_layers",
-             "temporal_kernel")
-    if any(getattr(got, k) != getattr(want, k) for k in shape):
+    if replace(got, dropout=want.dropout) != want:  # all but dropout must agree
         raise ModelBundleError(f"head {got} does not fit kws.json/encoder (expects {want})")
     meta = dict(meta)
     meta["head"] = {**meta["head"], "dropout": got.dropout}
