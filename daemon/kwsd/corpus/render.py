@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -294,12 +295,35 @@ def _row(job: Job, voice: Voice, kw_start: float, kw_end: float, duration: float
             "duration_s": f"{duration:.3f}", "split": split_of(voice)}
 
 
+def _open_rows(path: Path) -> TextIO:
+    """A voice's `_rows.csv` for appending, its header written first by whoever creates it.
+
+    A voice's keyword and negative jobs run in two workers at once: exclusive creation makes
+    sure exactly one writes the header, and before any row."""
+    try:
+        with open(path, "x", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, fieldnames=MANIFEST_FIELDS).writeheader()
+    except FileExistsError:
+        pass
+    return open(path, "a", newline="", encoding="utf-8")
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """The complete rows of a `_rows.csv` that workers may be appending to right now: a file
+    still without its header, or a line still being written, is skipped (the manifest is
+    rewritten once every worker is done)."""
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if "file" not in (reader.fieldnames or []):
+            return []
+        return [r for r in reader if r.get("file") and None not in r.values()]
+
+
 def _done_files(out: Path, voice_name: str) -> set[str]:
-    rows = out / voice_name / "_rows.csv"
-    if not rows.exists():
-        return set()
-    with open(rows, newline="", encoding="utf-8") as f:
-        return {r["file"] for r in csv.DictReader(f) if (out / r["file"]).exists()}
+    return {r["file"] for r in _read_rows(out / voice_name / "_rows.csv")
+            if (out / r["file"]).exists()}
 
 
 def render_voice(out: str, voice: Voice, jobs: list[Job]) -> tuple[str, int, int, list[str]]:
@@ -307,13 +331,9 @@ def render_voice(out: str, voice: Voice, jobs: list[Job]) -> tuple[str, int, int
     outp = Path(out)
     (outp / voice.name).mkdir(parents=True, exist_ok=True)
     done = _done_files(outp, voice.name)
-    rows_path = outp / voice.name / "_rows.csv"
-    new_file = not rows_path.exists()
     n_ok, n_fail, errors = 0, 0, []
-    with open(rows_path, "a", newline="", encoding="utf-8") as f:
+    with _open_rows(outp / voice.name / "_rows.csv") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
-        if new_file:
-            writer.writeheader()
         for job in jobs:
             if job.file in done:
                 continue
@@ -338,14 +358,10 @@ def render_noise(out: Path, n: int, seed: int = 5) -> int:
     """`_silence_` clips: coloured noise at random levels, near-silence and mixtures (1-2 s)."""
     d = out / "noise"
     d.mkdir(parents=True, exist_ok=True)
-    rows_path = d / "_rows.csv"
     done = _done_files(out, "noise")
-    new_file = not rows_path.exists()
     made = 0
-    with open(rows_path, "a", newline="", encoding="utf-8") as f:
+    with _open_rows(d / "_rows.csv") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
-        if new_file:
-            writer.writeheader()
         for i in range(n):
             rel = f"noise/noise-{i:05d}.wav"
             if rel in done:
@@ -379,12 +395,8 @@ def render_noise(out: Path, n: int, seed: int = 5) -> int:
 def write_manifest(out: Path, name: str = "manifest.csv") -> list[dict]:
     rows: list[dict] = []
     for rows_path in sorted(out.glob("*/_rows.csv")):
-        with open(rows_path, newline="", encoding="utf-8") as f:
-            seen = {}
-            for r in csv.DictReader(f):
-                if (out / r["file"]).exists():
-                    seen[r["file"]] = r
-            rows += seen.values()
+        seen = {r["file"]: r for r in _read_rows(rows_path) if (out / r["file"]).exists()}
+        rows += seen.values()
     tmp = out / f"{name}.{os.getpid()}.tmp"  # two renderers may share one output directory
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
