@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 from kwsd.audio.audiofile import AudioFileError, read_audio_16k
 from kwsd.audio.chunk import SAMPLE_RATE
+from kwsd.config import DecisionConfig
+from kwsd.engine.decision import model_decision
 from kwsd.enrollment import negatives
 from kwsd.enrollment.detector import EnrolledKeyword, EnrolledSet
 from kwsd.enrollment.enroll import enroll
@@ -132,6 +134,9 @@ def load_records(bundle, items_by_file: dict[str, Path], cache: Path, label: str
     return out
 
 
+DECISION = DecisionConfig()  # the model's decision settings (main: model_decision), as live
+
+
 def detections_for(records: dict[str, StreamRecord], feats: dict[str, np.ndarray] | None,
                    kws: list[EnrolledKeyword], files: list[str], shift: float = 0.0,
                    scores: dict[str, np.ndarray] | None = None) -> list[Detection]:
@@ -150,7 +155,7 @@ def detections_for(records: dict[str, StreamRecord], feats: dict[str, np.ndarray
             s = enrolled.scores(feats[name]) if len(rec.starts) else np.zeros((0, len(kws)))
         if scores is not None:
             scores[name] = s
-        for d in replay(rec, enrolled.names, thresholds, s):
+        for d in replay(rec, enrolled.names, thresholds, s, DECISION):
             out.append(Detection(name, d.keyword, d.confidence, d.start_sample / SAMPLE_RATE,
                                  d.end_sample / SAMPLE_RATE))
     return out
@@ -236,6 +241,8 @@ def main() -> int:
     from kwsd.model.bundle import load_bundle
 
     bundle = load_bundle(args.model)
+    global DECISION
+    DECISION = model_decision(bundle, DecisionConfig())
     eid = encoder_id(bundle)
     cache = Path(args.cache) / eid.split(":")[-1]
     cache.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,8 @@ class DecisionConfig:
     thresholds: dict[str, float] = field(default_factory=dict)  # per keyword; else the bundle's
     default_threshold: float = 0.5      # for a keyword the bundle gives no threshold
     sensitivity: str = ""               # "" = the model's default; low, medium or high
-    smoothing_ms: int = 0               # average posteriors whose windows end within this span
+    smoothing_ms: int = -1              # average posteriors whose windows end within this span;
+                                        # -1 = the model's (kws.json decision.smoothing_ms, else 0)
     release_ratio: float = 0.5          # re-arm a keyword once its score < threshold * ratio
     refractory_ms: int = 1000           # no second event of a keyword within this span
 
@@ -323,7 +324,7 @@ _CHECKS: dict[str, tuple[type, dict[str, Any]]] = {
     "decision": (DecisionConfig, {
         "thresholds": _thresholds,
         "default_threshold": lambda o, v: _check_float(o, v, 0.0, 1.0),
-        "smoothing_ms": lambda o, v: _check_int(o, v, 0, 5000),
+        "smoothing_ms": lambda o, v: _check_int(o, v, -1, 5000),
         "sensitivity": lambda o, v: _check_str(o, v, ("", "low", "medium", "high")),
         "release_ratio": lambda o, v: _check_float(o, v, 0.0, 1.0),
         "refractory_ms": lambda o, v: _check_int(o, v, 0, 60000),

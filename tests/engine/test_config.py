@@ -25,7 +25,7 @@ BAD_VALUES = [
     ("vad", "energy_floor_dbfs", 10),
     ("decision", "default_threshold", 1.5),
     ("decision", "refractory_ms", 2.5),
-    ("decision", "smoothing_ms", -1),
+    ("decision", "smoothing_ms", -2),
     ("decision", "release_ratio", 2),
     ("engine", "torch_threads", 0),
     ("engine", "hop_ms", 30),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 from kwsd.config import ConfigError, DecisionConfig
-from kwsd.engine.decision import Decision, resolve_thresholds
+from kwsd.engine.decision import Decision, model_decision, resolve_thresholds
 
 LABELS = ["yes", "no", "_unknown_", "_silence_"]
 HOP, WINDOW = 3200, 16000
@@ -72,6 +72,25 @@ def test_smoothing_averages_recent_windows():
     scores = [(0.0, 0), (0.9, 0), (0.0, 0)]                  # a one-window spike
     assert len(_run(_decision(smoothing_ms=400), scores)) == 0
     assert len(_run(_decision(smoothing_ms=0), scores)) == 1
+
+
+class _Bundle:
+    def __init__(self, meta):
+        self.meta = meta
+
+
+def test_the_model_sets_the_smoothing_its_thresholds_were_calibrated_with():
+    model = _Bundle({"decision": {"smoothing_ms": 400}})
+    assert model_decision(model, DecisionConfig()).smoothing_ms == 400       # -1: the model's
+    assert model_decision(model, DecisionConfig(smoothing_ms=0)).smoothing_ms == 0
+    assert model_decision(_Bundle({}), DecisionConfig()).smoothing_ms == 0   # older bundles
+    config = model_decision(model, DecisionConfig(refractory_ms=300))
+    assert config.refractory_ms == 300                                      # the rest is kept
+    spike = [(0.0, 0), (0.9, 0), (0.0, 0)]
+    thr = {"yes": 0.5, "no": 0.6}
+    assert _run(Decision(LABELS, ["yes", "no"], thr, config, WINDOW, HOP), spike) == []
+    assert len(_run(Decision(LABELS, ["yes", "no"], thr, DecisionConfig(), WINDOW, HOP),
+                    spike)) == 1                                            # -1 alone: none
 
 
 def test_extent_lies_inside_the_window_that_fired():

@@ -129,3 +129,37 @@ def test_a_model_keyword_cannot_be_enrolled_again(bundle):
     with pytest.raises(store.StoreError, match="already a keyword"):
         store.check_name(bundle.keywords[0].upper(), bundle.keywords)
     assert store.check_name("  Hey   Op ") == "hey op"
+
+
+def test_thresholds_are_set_on_the_scores_the_daemon_compares(bundle, bank):
+    """A model whose decision averages two windows (kws.json decision.smoothing_ms = 400):
+    an enrolled keyword's threshold comes from the averaged scores, as the daemon sees them."""
+    import copy
+
+    from kwsd.config import DecisionConfig
+    from kwsd.enrollment import negatives
+    from kwsd.enrollment.enroll import calibrate_keyword
+    from kwsd.enrollment.recording import decision_scores, window_scores
+
+    kw = enroll(bundle, "hey op", [read_audio_16k(OPERATOR_17)], bank=bank).keyword
+    rec = negatives.bank_records(bundle, bank)[0]
+    raw = window_scores(rec, EnrolledSet([kw]))
+    assert np.array_equal(decision_scores(rec, [kw.name], raw, DecisionConfig(smoothing_ms=0)),
+                          raw)
+    smooth = decision_scores(rec, [kw.name], raw, DecisionConfig(smoothing_ms=400))
+    pairs = [i for i in range(1, len(raw)) if rec.ends[i] - rec.ends[i - 1] == rec.hop
+             and i not in set(rec.resets.tolist())]
+    assert len(pairs) > 5
+    for i in pairs:
+        assert smooth[i, 0] == pytest.approx((raw[i, 0] + raw[i - 1, 0]) / 2, abs=1e-6)
+
+    def with_smoothing(ms):
+        model = copy.copy(bundle)
+        model.meta = {**bundle.meta, "decision": {"smoothing_ms": ms}}
+        return model
+
+    got = calibrate_keyword(with_smoothing(400), kw, 1.0, bank=bank)["threshold"]
+    assert got == pytest.approx(negatives.calibrate([smooth[:, 0]], [rec], 1.0)["threshold"])
+    alone = calibrate_keyword(with_smoothing(0), kw, 1.0, bank=bank)["threshold"]
+    assert alone == pytest.approx(negatives.calibrate([raw[:, 0]], [rec], 1.0)["threshold"])
+    assert got != pytest.approx(alone)

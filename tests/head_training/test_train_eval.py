@@ -103,10 +103,13 @@ def test_cli_train_resume_and_eval(tiny_corpus, tmp_path):
             "--copies", "1", "--heldout-copies", "1", "--mlp-dim", "16", "--no-progress",
             "--no-final-eval"]
     assert main(args) == 0
-    # same arguments + --resume: the features come from the cache, training continues
-    assert main(args + ["--resume"]) == 0
+    assert "decision" not in load_bundle(out).meta          # the window alone, as before
+    # same arguments + --resume: the features come from the cache, training continues; a
+    # decision smoothing is calibrated with and kept in kws.json
+    assert main(args + ["--resume", "--smoothing-ms", "400"]) == 0
     bundle = load_bundle(out)
     assert bundle.meta["training"]["epochs"] == 2
+    assert bundle.meta["decision"] == {"smoothing_ms": 400}
 
     # an eval manifest: two held-out keyword files, one negative, one broken WAV
     held = work.glob("heldout-*/manifest.csv")
@@ -229,3 +232,12 @@ def test_calibrate_on_real_uses_only_real_recordings(tiny_corpus, tmp_path):
     with pytest.raises(TrainError, match="no held-out real negatives"):
         train(_cfg(tiny_corpus, tmp_path / "none", calibrate_on="real",
                    fit=FitConfig(epochs=1, batch_size=16, lr=3e-3)))
+
+
+def test_a_bad_smoothing_is_refused_naming_it(tiny_corpus, tmp_path, capsys):
+    assert main(["train", "--data", str(tiny_corpus), "--out", str(tmp_path / "b"),
+                 "--keywords", "computer,voyager", "--smoothing-ms", "-5",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "decision.smoothing_ms" in err and "-5" in err
+    assert not (tmp_path / "b").exists()

@@ -77,6 +77,9 @@ def test_hf_reads_bundle_encoder(bundle_dir) -> None:
     (lambda p: torch.save({}, p / "extra.pt"), "pickled files"),
     (lambda p: edit_meta(p, streaming={"precision": "fp8"}), "streaming.precision"),
     (lambda p: edit_meta(p, streaming={"cache_conv": "yes"}), "streaming.cache_conv"),
+    (lambda p: edit_meta(p, decision={"smoothing_ms": -400}), "'decision.smoothing_ms'"),
+    (lambda p: edit_meta(p, decision={"smoothing_ms": "400"}), "'decision.smoothing_ms'"),
+    (lambda p: edit_meta(p, decision=[400]), "'decision' must be an object"),
     (lambda p: (p / "config.json").write_text('{"do_stable_layer_norm": true}'),
      "do_stable_layer_norm"),
 ])

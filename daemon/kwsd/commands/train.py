@@ -70,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="low=0.2,medium=1,high=5",
                         help="false alarms per hour and keyword allowed on the calibration "
                              "negatives, per sensitivity (default: low=0.2,medium=1,high=5)")
+    parser.add_argument("--smoothing-ms", type=int, default=0, metavar="MS",
+                        help="the decision averages the posteriors of windows ending within "
+                             "MS (400 = this window and the one before at a 200 ms hop); the "
+                             "thresholds are calibrated with it and kws.json keeps it (0)")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="keep thresholds at 0.5 (no held-out pass)")
     parser.add_argument("--no-final-eval", action="store_true",
@@ -140,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         max_clips=args.max_clips, max_windows=args.max_windows or None, augment=not args.no_augment,
         calibrate=not args.no_calibrate, final_eval=not args.no_final_eval,
         resume=args.resume, prepare_only=args.prepare_only, progress=not args.no_progress,
-        mlp_dim=args.mlp_dim, temporal_layers=args.temporal_layers, seed=args.seed,
+        mlp_dim=args.mlp_dim, temporal_layers=args.temporal_layers,
+        smoothing_ms=args.smoothing_ms, seed=args.seed,
         jobs=args.jobs, calibrate_on=args.calibrate_on, fa_targets=args.fa_targets)
     try:
         out = train(cfg)

@@ -10,6 +10,7 @@ word that the head half-confuses with another does not give two events.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,15 @@ def sensitivity_table(meta: dict) -> dict[str, dict]:
     return table if isinstance(table, dict) else {}
 
 
+def model_decision(bundle: ModelBundle, config: DecisionConfig) -> DecisionConfig:
+    """The config with what it leaves to the model (`smoothing_ms = -1`) taken from kws.json
+    `decision`: the settings the model's thresholds were calibrated with."""
+    if config.smoothing_ms >= 0:
+        return config
+    block = (getattr(bundle, "meta", None) or {}).get("decision") or {}
+    return dataclasses.replace(config, smoothing_ms=int(block.get("smoothing_ms", 0)))
+
+
 def resolve_thresholds(keywords: Sequence[str], bundle_thresholds: dict[str, float],
                        config: DecisionConfig) -> dict[str, float]:
     """Bundle thresholds, overridden by the config; unknown keywords in the config are refused."""
@@ -89,7 +99,8 @@ class Decision:
         self.config = config
         self.window = window_samples
         self.hop = hop_samples
-        self._smooth_span = SAMPLE_RATE * config.smoothing_ms // 1000
+        # -1 (the model's) reaches here only without a model (model_decision resolves it)
+        self._smooth_span = SAMPLE_RATE * max(0, config.smoothing_ms) // 1000
         self._refractory = SAMPLE_RATE * config.refractory_ms // 1000
         self._speech_runs = speech_runs
         self._kw_len = keyword_samples or {}

@@ -16,7 +16,13 @@ import numpy as np
 
 from kwsd.audio.chunk import SAMPLE_RATE, AudioChunk
 from kwsd.config import Config, ConfigError, DecisionConfig, VadConfig
-from kwsd.engine.decision import Decision, Detection, resolve_thresholds, sensitivity_thresholds
+from kwsd.engine.decision import (
+    Decision,
+    Detection,
+    model_decision,
+    resolve_thresholds,
+    sensitivity_thresholds,
+)
 from kwsd.engine.vad import GatedAudio, SpeechBegin, SpeechEnd, VadGate
 from kwsd.events import Event, EventKind
 
@@ -122,7 +128,8 @@ class Pipeline:
             for kw in self.enrolled.keywords:
                 keyword_samples[kw.name] = int(kw.duration_s * SAMPLE_RATE)
         self.decision = Decision(labels, keywords, self.thresholds,
-                                 self.settings.decision, int(bundle.window_samples),
+                                 model_decision(bundle, self.settings.decision),
+                                 int(bundle.window_samples),
                                  self.hop, speech_runs=self.gate.speech_runs,
                                  keyword_samples=keyword_samples)
         self.next_sample = 0            # one past the last sample received

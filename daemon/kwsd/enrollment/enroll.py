@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kwsd.config import DecisionConfig
+from kwsd.engine.decision import model_decision
 from kwsd.enrollment import checks, features, negatives
 from kwsd.enrollment.detector import EnrolledKeyword, EnrolledSet
-from kwsd.enrollment.recording import window_scores
+from kwsd.enrollment.recording import decision_scores, window_scores
 from kwsd.enrollment.trim import speech_span
 
 if TYPE_CHECKING:
@@ -86,5 +88,7 @@ def calibrate_keyword(bundle: ModelBundle, kw: EnrolledKeyword, fa_target_per_h:
                       bank=None, settings=None) -> dict:
     records = negatives.bank_records(bundle, bank, settings)
     one = EnrolledSet([kw])
-    scores = [window_scores(r, one)[:, 0] for r in records]
+    config = model_decision(bundle, DecisionConfig())   # what the daemon will compare
+    scores = [decision_scores(r, one.names, window_scores(r, one), config)[:, 0]
+              for r in records]
     return negatives.calibrate(scores, records, fa_target_per_h)

@@ -84,10 +84,27 @@ def window_scores(record: StreamRecord, enrolled: EnrolledSet,
 def replay(record: StreamRecord, names: list[str], thresholds: dict[str, float],
            scores: np.ndarray, config: DecisionConfig | None = None,
            keyword_samples: dict[str, int] | None = None) -> list[Detection]:
-    """The detections the decision makes over recorded windows with these scores [N, K]."""
+    """The detections the decision makes over recorded windows with these scores [N, K].
+    `config`: the model's decision settings (`model_decision`), as in the daemon."""
+    return _run_decision(record, names, thresholds, scores, config, keyword_samples)[0]
+
+
+def decision_scores(record: StreamRecord, names: list[str], scores: np.ndarray,
+                    config: DecisionConfig | None = None) -> np.ndarray:
+    """[N, K] the scores the decision compares with the thresholds (after its smoothing), for
+    calibrating thresholds on what the daemon will compare."""
+    never = {n: 1.0 + 1e-6 for n in names}   # no event: nothing disarms or holds
+    return _run_decision(record, names, never, scores, config, None)[1]
+
+
+def _run_decision(record: StreamRecord, names: list[str], thresholds: dict[str, float],
+                  scores: np.ndarray, config: DecisionConfig | None,
+                  keyword_samples: dict[str, int] | None
+                  ) -> tuple[list[Detection], np.ndarray]:
     decision = Decision(names, names, thresholds, config or DecisionConfig(), record.window,
                         record.hop, keyword_samples=keyword_samples)
     out = []
+    seen = np.zeros((len(record.starts), len(names)), dtype=np.float32)
     resets = list(record.resets)
     r = 0
     for i in range(len(record.starts)):
@@ -95,6 +112,7 @@ def replay(record: StreamRecord, names: list[str], thresholds: dict[str, float],
             decision.reset()
             r += 1
         det = decision.update(int(record.starts[i]), int(record.ends[i]), scores[i])
+        seen[i] = decision.last_scores
         if det is not None:
             out.append(det)
-    return out
+    return out, seen

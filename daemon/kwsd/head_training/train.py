@@ -81,6 +81,7 @@ class TrainConfig:
     jobs: int = 1  # processes for the held-out pipeline passes
     mlp_dim: int = 256
     temporal_layers: int = 0  # kwsd.model.head: dilated convolutions over frames
+    smoothing_ms: int = 0  # decision averaging span, calibrated with and kept in kws.json
     seed: int = 0
     calibrate_on: str = "heldout"  # heldout: every held-out negative; real: real recordings only
     fa_targets: dict[str, float] | None = None  # sensitivity -> false alarms/h (calibrate's)
@@ -323,7 +324,7 @@ def train(cfg: TrainConfig) -> Path | None:
     encoder, enc_id = load_encoder_from(cfg.encoder, cfg.seed)
     meta = make_meta(keywords, name=cfg.name, version=cfg.version, window_ms=cfg.window_ms,
                      hop_ms=cfg.hop_ms, mlp_dim=cfg.mlp_dim,
-                     temporal_layers=cfg.temporal_layers)
+                     temporal_layers=cfg.temporal_layers, smoothing_ms=cfg.smoothing_ms)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
         head = KeywordHead(head_config_for(meta, encoder.config))

@@ -44,6 +44,9 @@ FRAME_MS = 20
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
+MAX_SMOOTHING_MS = 5000  # kws.json `decision.smoothing_ms` (and the config's) upper bound
+
+
 class ModelBundleError(ValueError):
     """A bundle that cannot be used; the message names the file and what is wrong."""
 
@@ -127,7 +130,7 @@ def validate_meta(meta: Any, where: Path | str = META_FILE) -> None:
                                or kernel < 1 or kernel % 2 == 0):
         raise _err(where, f"'head.temporal_kernel' must be an odd positive integer, got "
                    f"{kernel!r}")
-    for name in ("training_data", "metrics", "streaming"):
+    for name in ("training_data", "metrics", "streaming", "decision"):
         if name in meta and not isinstance(meta[name], dict):
             raise _err(where, f"{name!r} must be an object")
     streaming = meta.get("streaming", {})
@@ -140,6 +143,11 @@ def validate_meta(meta: Any, where: Path | str = META_FILE) -> None:
     if "precision_choice" in streaming and not isinstance(streaming["precision_choice"], dict):
         raise _err(where, "'streaming.precision_choice' must be an object (what `kwsd bench "
                    "--choose` measured)")
+    smoothing = meta.get("decision", {}).get("smoothing_ms", 0)
+    if isinstance(smoothing, bool) or not isinstance(smoothing, int) \
+            or not 0 <= smoothing <= MAX_SMOOTHING_MS:
+        raise _err(where, f"'decision.smoothing_ms' must be an integer in [0, "
+                   f"{MAX_SMOOTHING_MS}] (ms), got {smoothing!r}")
 
 
 def make_meta(keywords: list[str], *, name: str, version: str, window_ms: int = 1000,
@@ -147,10 +155,11 @@ def make_meta(keywords: list[str], *, name: str, version: str, window_ms: int = 
               mlp_dim: int = 256, temporal_layers: int = 0,
               training_data: dict | None = None,
               metrics: dict | None = None, cache_conv: bool | None = None,
-              precision: str | None = None) -> dict[str, Any]:
+              precision: str | None = None, smoothing_ms: int = 0) -> dict[str, Any]:
     """A valid kws.json dict (thresholds default to 0.5). `cache_conv` / `precision` set how
     streams run the encoder (streaming.py; default: cache when exact, fp32); train the head
-    with the same settings (window_states / encode_windows honour them)."""
+    with the same settings (window_states / encode_windows honour them). `smoothing_ms`: the
+    decision's averaging span the thresholds are calibrated with (kws.json `decision`)."""
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "model": {"name": name, "version": version},
@@ -171,6 +180,8 @@ def make_meta(keywords: list[str], *, name: str, version: str, window_ms: int = 
         streaming["precision"] = precision
     if streaming:
         meta["streaming"] = streaming
+    if smoothing_ms:
+        meta["decision"] = {"smoothing_ms": smoothing_ms}
     validate_meta(meta, "kws.json (new)")
     return meta
 
