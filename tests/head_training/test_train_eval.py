@@ -241,3 +241,22 @@ def test_a_bad_smoothing_is_refused_naming_it(tiny_corpus, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "decision.smoothing_ms" in err and "-5" in err
     assert not (tmp_path / "b").exists()
+
+
+def test_top_layer_from_cached_states_is_the_encoders_own_computation():
+    """`--finetune top` recomputes the last layer from the cached states before it; with the
+    layer unchanged that must give exactly the cached top state (so the head sees what the
+    daemon computes)."""
+    from kwsd.head_training.train import _Model, load_encoder_from
+    from kwsd.model.head import HeadConfig, KeywordHead
+
+    encoder, _ = load_encoder_from("random", seed=0)
+    with torch.no_grad():
+        states = torch.stack(encoder(torch.randn(3, 16000) * 0.1), dim=1)
+        cfg = HeadConfig(num_states=states.shape[1], hidden_size=states.shape[-1],
+                         num_labels=4, mlp_dim=16)
+        head = KeywordHead(cfg).eval()
+        model = _Model(head, top=encoder.encoder.layers[-1]).eval()
+        assert torch.allclose(model(states), head(states), atol=1e-5)
+    groups = model.param_groups(1e-3)
+    assert [g["lr"] for g in groups] == [1e-3, pytest.approx(1e-4)]

@@ -99,14 +99,17 @@ def fit(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("nothing to train: no parameter requires grad")
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    # a model may learn some weights at other rates (train._Model: a pretrained encoder layer)
+    groups = model.param_groups(config.lr) if hasattr(model, "param_groups") else \
+        [{"params": params, "lr": config.lr}]
+    opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     weights = class_weights(np.asarray(train_y), n_classes, config.class_weight_power)
     loss_fn = nn.CrossEntropyLoss(weight=weights)
     n = len(train_y)
     steps_per_epoch = -(-n // config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=config.lr, total_steps=max(total_steps, 1), pct_start=0.1)
+        opt, max_lr=[g["lr"] for g in groups], total_steps=max(total_steps, 1), pct_start=0.1)
     state = FitState()
     if resume:
         if not ckpt_path.is_file():

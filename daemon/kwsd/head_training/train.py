@@ -261,18 +261,36 @@ def _trainable(encoder, finetune: str) -> list[torch.nn.Parameter]:
     return params
 
 
-class _Model(torch.nn.Module):
-    """Head, plus the encoder when fine-tuning, so one module holds what is trained."""
+ENCODER_LR_SCALE = 0.1  # a pretrained encoder layer learns at a tenth of the head's rate
 
-    def __init__(self, head: KeywordHead, encoder=None) -> None:
+
+class _Model(torch.nn.Module):
+    """What is trained, as one module: the head on cached hidden states; with `top` (the
+    encoder's last layer) that layer recomputed from the cached input to it (the states
+    before it), so fine-tuning it needs no encoder pass over audio; with `encoder` (all of it)
+    window audio through the whole encoder."""
+
+    def __init__(self, head: KeywordHead, encoder=None, top=None) -> None:
         super().__init__()
         self.head = head
         self.encoder = encoder
+        self.top = top
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.encoder is None:
-            return self.head(x)
-        return self.head(torch.stack(self.encoder(x / 32768.0), dim=1))
+        if self.encoder is not None:
+            return self.head(torch.stack(self.encoder(x / 32768.0), dim=1))
+        if self.top is not None:
+            # x: [B, layers + 1, frames, H]; the last state is the top layer's output
+            x = torch.cat([x[:, :-1], self.top(x[:, -2]).unsqueeze(1)], dim=1)
+        return self.head(x)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimiser groups: the head at `lr`, encoder weights at ENCODER_LR_SCALE x `lr`."""
+        enc = [p for m in (self.encoder, self.top) if m is not None
+               for p in m.parameters() if p.requires_grad]
+        head = [p for p in self.head.parameters() if p.requires_grad]
+        return [g for g in ({"params": head, "lr": lr},
+                            {"params": enc, "lr": lr * ENCODER_LR_SCALE}) if g["params"]]
 
 
 def summarize_data(clips: list[Clip], keywords: list[str], source: str, data: Path) -> dict:
@@ -332,10 +350,10 @@ def train(cfg: TrainConfig) -> Path | None:
     policy = WindowPolicy(window=bundle.window_samples, hop=bundle.hop_samples)
     augmenter = _augmenter(clips, cfg.augment, cfg.seed)
     label_index = {lab: i for i, lab in enumerate(labels)}
-    finetune = cfg.finetune != "none"
+    from_audio = cfg.finetune == "all"  # "top" trains from the cached states, like the head
     key_parts = {"window": policy.window, "hop": policy.hop,
                  "policy": dataclasses.asdict(policy), "augment": cfg.augment,
-                 "seed": cfg.seed, "labels": labels, "finetune": finetune, "v": 1}
+                 "seed": cfg.seed, "labels": labels, "finetune": from_audio, "v": 1}
 
     # -- 2. window features ------------------------------------------------------------------
     # Stage A (no encoder): augmented window audio, cached. Stage B: hidden states, cached.
@@ -366,7 +384,7 @@ def train(cfg: TrainConfig) -> Path | None:
         log.info("prepared %d training windows in %.0f s (--prepare-only)", len(train_audio),
                  time.time() - t0)
         return None
-    if finetune:
+    if from_audio:
         train_set, val_set = train_audio, val_audio
     else:
         states_fn = StatesFn(bundle)
@@ -396,7 +414,8 @@ def train(cfg: TrainConfig) -> Path | None:
         raise TrainError("no training windows (all clips unreadable?)")
 
     # -- 3. fit --------------------------------------------------------------------------------
-    model = _Model(head, encoder if finetune else None)
+    model = _Model(head, encoder if from_audio else None,
+                   encoder.encoder.layers[-1] if cfg.finetune == "top" else None)
     _trainable(encoder, cfg.finetune)
     fit_cfg = dataclasses.replace(cfg.fit, seed=cfg.seed, progress=cfg.progress)
     t0 = time.time()
@@ -416,6 +435,8 @@ def train(cfg: TrainConfig) -> Path | None:
         p.requires_grad_(False)
     encoder.eval()
     head.eval()
+    if cfg.finetune != "none":
+        bundle.inference_encoders.clear()  # converted copies hold the weights before training
 
     # -- 4. calibration on held-out voices ----------------------------------------------------
     metrics: dict = {"history": state.history}
