@@ -94,11 +94,22 @@ def cached_features(audio: WindowAudio, model: StageOne, workdir: Path,
     return feats
 
 
+def _current_top(bundle, rows: np.ndarray) -> torch.Tensor:
+    """Cached states [B, layers + 1, frames, H] with the last one recomputed by the bundle's
+    own top layer (equal to the cached one to float rounding when the encoder is unchanged)."""
+    states = torch.from_numpy(np.asarray(rows, np.float32))
+    with torch.inference_mode():
+        top = bundle.encoder.encoder.layers[-1](states[:, -2])
+    return torch.cat([states[:, :-1], top.unsqueeze(1)], dim=1)
+
+
 def teacher_posteriors(bundle, states_dir: Path, audio: WindowAudio, workdir: Path,
                        batch: int = 512) -> np.ndarray:
     """The bundle head's posteriors [N, labels] of every cached window, from the head
     trainer's hidden-state cache of the bundle's encoder (checked on a few rows against the
-    encoder itself, so a cache of another encoder is refused)."""
+    encoder itself, so a cache of another encoder is refused). The top state is recomputed
+    from the one before it with the bundle's last layer: a cache made before `kwsd train
+    --finetune top` holds the old layer's output."""
     from kwsd.model.streaming import encode_windows, posteriors_from_states
 
     cfg = bundle.encoder.config
@@ -115,7 +126,7 @@ def teacher_posteriors(bundle, states_dir: Path, audio: WindowAudio, workdir: Pa
     probe = np.linspace(0, n - 1, 4).astype(np.int64)
     wins = torch.from_numpy(np.asarray(audio.x[probe], dtype=np.float32) / 32768.0)
     live = posteriors_from_states(bundle, encode_windows(bundle, wins, precision="fp32"))
-    cached = posteriors_from_states(bundle, torch.from_numpy(np.asarray(x[probe], np.float32)))
+    cached = posteriors_from_states(bundle, _current_top(bundle, x[probe]))
     diff = float(np.abs(live - cached).max())
     if diff > 0.05:
         raise WindowCacheError(f"{states_dir}: its hidden states are not this bundle's "
@@ -127,7 +138,7 @@ def teacher_posteriors(bundle, states_dir: Path, audio: WindowAudio, workdir: Pa
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     probs = np.concatenate([
-        posteriors_from_states(bundle, torch.from_numpy(np.asarray(x[i:i + batch], np.float32)))
+        posteriors_from_states(bundle, _current_top(bundle, x[i:i + batch]))
         for i in range(0, n, batch)]).astype(np.float32)
     np.save(out, probs)
     log.info("teacher posteriors of %d windows in %.0f s -> %s", n, time.time() - t0, out)
