@@ -260,3 +260,33 @@ def test_top_layer_from_cached_states_is_the_encoders_own_computation():
         assert torch.allclose(model(states), head(states), atol=1e-5)
     groups = model.param_groups(1e-3)
     assert [g["lr"] for g in groups] == [1e-3, pytest.approx(1e-4)]
+
+
+def test_label_smoothing_keeps_a_learnt_model_off_certainty(tmp_path):
+    """A separable task: one-hot targets drive the probabilities to ~1, smoothed targets
+    (0.2) hold them near 1 - 0.2/2."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    top = {}
+    for smoothing in (0.0, 0.2):
+        torch.manual_seed(1)
+        net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(),
+                                  torch.nn.Linear(16, 2))
+        cfg = FitConfig(epochs=30, batch_size=32, lr=3e-2, progress=False,
+                        class_weight_power=0.0, label_smoothing=smoothing)
+        fit(net, net, x, y, None, None, 2, cfg, tmp_path / str(smoothing))
+        with torch.no_grad():
+            top[smoothing] = float(torch.softmax(net(torch.from_numpy(x)), -1).max(-1)
+                                   .values.median())
+    assert top[0.0] > 0.99 and 0.85 < top[0.2] < 0.95
+
+
+@pytest.mark.parametrize("option,value", [("--label-smoothing", "1"),
+                                          ("--label-smoothing", "-0.1"),
+                                          ("--class-weight-power", "-1")])
+def test_bad_loss_options_are_refused(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "b"), option, value])
+    assert exit_.value.code == 2
+    assert option in capsys.readouterr().err

@@ -41,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--class-weight-power", type=_non_negative, default=0.5,
+                        help="keyword windows weigh (1/frequency)^P in the loss (0: equal)")
+    parser.add_argument("--label-smoothing", type=_fraction, default=0.0,
+                        help="cross-entropy label smoothing in [0, 1) (0: one-hot targets)")
     parser.add_argument("--copies", type=int, default=1,
                         help="augmented passes over the training clips (1)")
     parser.add_argument("--heldout-copies", type=int, default=1,
@@ -98,6 +102,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "../shared/data/real-train; never real-dev)")
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def _fa_targets(text: str) -> dict[str, float]:
     out = {}
     for part in text.split(","):
@@ -140,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
         heldout_copies=args.heldout_copies,
         heldout_max_clips=args.heldout_max_clips or None, finetune=args.finetune,
         fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      class_weight_power=args.class_weight_power,
+                      label_smoothing=args.label_smoothing,
                       max_steps=args.max_steps),
         max_clips=args.max_clips, max_windows=args.max_windows or None, augment=not args.no_augment,
         calibrate=not args.no_calibrate, final_eval=not args.no_final_eval,

@@ -33,6 +33,7 @@ class FitConfig:
     seed: int = 0
     max_steps: int | None = None  # stop early (tests, smoke runs)
     class_weight_power: float = 0.5  # 0: none; 1: inverse frequency
+    label_smoothing: float = 0.0  # cross-entropy target smoothing (0: one-hot)
     progress: bool = True
 
 
@@ -104,7 +105,7 @@ def fit(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
         [{"params": params, "lr": config.lr}]
     opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     weights = class_weights(np.asarray(train_y), n_classes, config.class_weight_power)
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
     n = len(train_y)
     steps_per_epoch = -(-n // config.batch_size)
     total_steps = config.epochs * steps_per_epoch
