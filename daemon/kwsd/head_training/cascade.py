@@ -95,12 +95,12 @@ def cached_features(audio: WindowAudio, model: StageOne, workdir: Path,
 
 
 def _current_top(bundle, rows: np.ndarray) -> torch.Tensor:
-    """Cached states [B, layers + 1, frames, H] with the last one recomputed by the bundle's
-    own top layer (equal to the cached one to float rounding when the encoder is unchanged)."""
-    states = torch.from_numpy(np.asarray(rows, np.float32))
+    """Cached states with the top one from the bundle's own last layer (features.py)."""
+    from kwsd.head_training.features import with_top_recomputed
+
     with torch.inference_mode():
-        top = bundle.encoder.encoder.layers[-1](states[:, -2])
-    return torch.cat([states[:, :-1], top.unsqueeze(1)], dim=1)
+        return with_top_recomputed(torch.from_numpy(np.asarray(rows, np.float32)),
+                                   bundle.encoder.encoder.layers[-1])
 
 
 def teacher_posteriors(bundle, states_dir: Path, audio: WindowAudio, workdir: Path,

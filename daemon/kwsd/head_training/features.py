@@ -173,6 +173,13 @@ def _atomic_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
+def with_top_recomputed(states: torch.Tensor, top_layer: torch.nn.Module) -> torch.Tensor:
+    """Cached hidden states [B, layers + 1, frames, H] with the last one recomputed from the one
+    before it by `top_layer` (the encoder's last layer): exactly the encoder's own output while
+    that layer is unchanged, and the fine-tuned layer's once `--finetune top` has trained it."""
+    return torch.cat([states[:, :-1], top_layer(states[:, -2]).unsqueeze(1)], dim=1)
+
+
 def choose_rows(ws: WindowSet, max_rows: int | None, keep: set[int], seed: int) -> np.ndarray:
     """Rows whose label is in `keep` (the keywords; all of them if they fit in MAX_KEEP_SHARE of
     the budget), plus a random sample of the others up to `max_rows` in all; sorted, so memmap

@@ -42,6 +42,7 @@ from kwsd.head_training.features import (
     choose_rows,
     encode_window_audio,
     file_digest,
+    with_top_recomputed,
 )
 from kwsd.head_training.fit import FitConfig, fit
 from kwsd.model.bundle import ModelBundle, head_config_for, make_meta, save_bundle
@@ -280,8 +281,7 @@ class _Model(torch.nn.Module):
         if self.encoder is not None:
             return self.head(torch.stack(self.encoder(x / 32768.0), dim=1))
         if self.top is not None:
-            # x: [B, layers + 1, frames, H]; the last state is the top layer's output
-            x = torch.cat([x[:, :-1], self.top(x[:, -2]).unsqueeze(1)], dim=1)
+            x = with_top_recomputed(x, self.top)
         return self.head(x)
 
     def param_groups(self, lr: float) -> list[dict]:

@@ -44,7 +44,7 @@ FRAME_MS = 20
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
-MAX_SMOOTHING_MS = 5000  # kws.json `decision.smoothing_ms` (and the config's) upper bound
+MAX_SMOOTHING_MS = 5000  # kws.json `decision.smoothing_ms` upper bound (ms)
 
 
 class ModelBundleError(ValueError):
