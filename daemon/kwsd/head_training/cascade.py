@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kwsd.head_training.features import with_top_recomputed
 from kwsd.model.cascade import StageOne, StageOneConfig, keyword_probability
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,6 @@ def cached_features(audio: WindowAudio, model: StageOne, workdir: Path,
 
 def _current_top(bundle, rows: np.ndarray) -> torch.Tensor:
     """Cached states with the top one from the bundle's own last layer (features.py)."""
-    from kwsd.head_training.features import with_top_recomputed
-
     with torch.inference_mode():
         return with_top_recomputed(torch.from_numpy(np.asarray(rows, np.float32)),
                                    bundle.encoder.encoder.layers[-1])
