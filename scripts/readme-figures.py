@@ -19,8 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from kwsd.audio.chunk import SAMPLE_RATE  # noqa: E402
 from kwsd.audio.audiofile import read_audio_16k  # noqa: E402
+from kwsd.audio.chunk import SAMPLE_RATE  # noqa: E402
 from kwsd.config import DecisionConfig
 from kwsd.engine.pipeline import Pipeline, PipelineSettings  # noqa: E402
 from kwsd.events import EventKind  # noqa: E402

@@ -22,12 +22,12 @@ from kwsd.audio.audiofile import read_audio_16k
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.enrollment.features import encoder_id
 from kwsd.enrollment.recording import StreamRecord, record_stream
+from kwsd.evaluation.tail import MIN_PEAKS, TAIL_PEAKS, tail_threshold
 
 if TYPE_CHECKING:
     from kwsd.model.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
-TAIL_PEAKS = 20
 REFRACTORY_S = 1.0
 
 
@@ -112,17 +112,17 @@ def threshold_for(peak_scores: np.ndarray, hours: float, target_per_h: float) ->
     peak_scores = np.sort(np.asarray(peak_scores, dtype=np.float64))[::-1]
     allowed = target_per_h * hours          # false alarms the target allows on the bank
     k = min(TAIL_PEAKS, len(peak_scores))
-    if k < 3:
+    if k < MIN_PEAKS:
         return {"threshold": 0.5, "method": "too few negative peaks", "peaks": int(k)}
     if allowed >= 1:
         n = int(np.floor(allowed))
         return {"threshold": float(peak_scores[min(n, len(peak_scores) - 1)]) + 1e-4,
                 "method": "empirical", "peaks": int(k)}
-    u = peak_scores[k - 1]
-    beta = max(float(np.mean(peak_scores[:k] - u)), 1e-3)
-    thr = u + beta * np.log(k / allowed)
-    return {"threshold": float(min(thr, 0.999)), "method": "exponential tail", "peaks": int(k),
-            "tail_start": float(u), "tail_scale": beta,
+    if allowed <= 0:
+        return {"threshold": 0.999, "method": "no false alarm allowed", "peaks": int(k)}
+    fit = tail_threshold(peak_scores, allowed, TAIL_PEAKS)
+    return {"threshold": float(min(fit.threshold, 0.999)), "method": "exponential tail",
+            "peaks": fit.peaks, "tail_start": fit.start, "tail_scale": fit.scale,
             "bank_max": float(peak_scores[0])}
 
 

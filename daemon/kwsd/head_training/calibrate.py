@@ -3,8 +3,9 @@
 The scores are the decision scores the engine compares with the threshold (recorded per hop
 while the held-out synthetic negatives run through the real VAD gate + streaming classifier), so
 a threshold chosen here means the same thing live. With H hours of negatives a rate below 1/H
-per hour cannot be measured: such targets get the lowest threshold with no false alarm at all on
-the set, plus a margin, and the card says how many hours stand behind each figure.
+per hour cannot be counted: such targets are extrapolated from the exponential tail of the
+negatives' highest peaks in logit space (`kwsd.evaluation.tail`), so that no single clip sets a
+keyword's threshold; the card says how many hours stand behind each figure.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwsd.evaluation.scoring import DetCurve
+from kwsd.evaluation.tail import TAIL_PEAKS, tail_threshold
 
 SENSITIVITY_FA_PER_HOUR: dict[str, float] = {"low": 0.2, "medium": 1.0, "high": 5.0}
 """User-facing `sensitivity` -> target false alarms per hour on held-out negatives.
@@ -24,8 +26,9 @@ DEFAULT_SENSITIVITY = "medium"
 # keywords), so the grid must reach where such a head separates them.
 GRID = np.unique(np.round(np.concatenate([np.linspace(0.0, 1.0, 1001),
                                           np.linspace(0.99, 0.9999, 100)]), 6))
-MARGIN = 0.02  # above the highest negative score when no false alarm may be allowed
+MARGIN = 0.02  # above the highest negative score when too few negatives fire for a tail fit
 # (at most half the distance to 1, so that the margin never jumps over the fine steps near 1)
+TOP_SCORE = 0.99995  # a peak at or above the grid's last fine step counts as this (logit 9.9)
 MIN_THRESHOLD = 0.3  # never fire on a keyword the head finds less likely than this
 MAX_THRESHOLD = 0.9999
 
@@ -40,10 +43,31 @@ class Calibration:
     negative_hours: float
 
 
+def negative_peaks(counts: np.ndarray, grid: np.ndarray = GRID, k: int = TAIL_PEAKS) -> np.ndarray:
+    """The k highest negative peak scores, read off a false-alarm count curve: the c-th highest
+    is the highest grid threshold at which c false alarms still fire."""
+    counts = np.asarray(counts)
+    top = [float(grid[np.flatnonzero(counts >= c)[-1]])
+           for c in range(1, min(k, int(counts.max(initial=0))) + 1)]
+    return np.minimum(np.asarray(top, dtype=np.float64), TOP_SCORE)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
+
+
 def choose_threshold(counts: np.ndarray, hours: float, target: float,
                      grid: np.ndarray = GRID) -> float:
-    """Lowest grid threshold whose false-alarm count stays within target x hours."""
-    allowed = int(np.floor(target * hours + 1e-9))
+    """Lowest grid threshold whose false-alarm count stays within target x hours; below one
+    false alarm on the set, the logit-space tail extrapolation of the highest negative peaks."""
+    expected = target * hours
+    allowed = int(np.floor(expected + 1e-9))
+    if allowed == 0 and expected > 0:
+        peaks = negative_peaks(counts, grid)
+        fit = tail_threshold(_logit(np.clip(peaks, 1e-6, None)), expected) if len(peaks) else None
+        if fit is not None:
+            thr = float(1.0 / (1.0 + np.exp(-fit.threshold)))
+            return float(np.clip(thr, MIN_THRESHOLD, MAX_THRESHOLD))
     ok = np.flatnonzero(counts <= allowed)
     if ok.size == 0:
         return MAX_THRESHOLD
@@ -98,7 +122,8 @@ def to_meta(cal: dict[str, dict[str, Calibration]],
                                       for c in per.values()), 0.0), 4),
         "method": f"per keyword, lowest threshold whose false alarms on {negatives} "
                   "(real VAD gate + streaming path) stay within target x hours; "
-                  f"+{MARGIN} (at most half the way to 1) above the highest negative score "
-                  "when the target allows none; "
+                  "when that is below one false alarm on the set, extrapolated from an "
+                  f"exponential fit to the logit of the {TAIL_PEAKS} highest negative peaks "
+                  f"(+{MARGIN} above the highest negative when fewer than 3 fire); "
                   f"clipped to [{MIN_THRESHOLD}, {MAX_THRESHOLD}]",
     }
