@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwsd.evaluation.scoring import DetCurve
-from kwsd.evaluation.tail import TAIL_PEAKS, tail_threshold
+from kwsd.evaluation.tail import MIN_PEAKS, TAIL_PEAKS, tail_threshold
 
 SENSITIVITY_FA_PER_HOUR: dict[str, float] = {"low": 0.2, "medium": 1.0, "high": 5.0}
 """User-facing `sensitivity` -> target false alarms per hour on held-out negatives.
@@ -63,8 +63,7 @@ def choose_threshold(counts: np.ndarray, hours: float, target: float,
     expected = target * hours
     allowed = int(np.floor(expected + 1e-9))
     if allowed == 0 and expected > 0:
-        peaks = negative_peaks(counts, grid)
-        fit = tail_threshold(_logit(np.clip(peaks, 1e-6, None)), expected) if len(peaks) else None
+        fit = tail_threshold(_logit(np.clip(negative_peaks(counts, grid), 1e-6, None)), expected)
         if fit is not None:
             thr = float(1.0 / (1.0 + np.exp(-fit.threshold)))
             return float(np.clip(thr, MIN_THRESHOLD, MAX_THRESHOLD))
@@ -124,6 +123,6 @@ def to_meta(cal: dict[str, dict[str, Calibration]],
                   "(real VAD gate + streaming path) stay within target x hours; "
                   "when that is below one false alarm on the set, extrapolated from an "
                   f"exponential fit to the logit of the {TAIL_PEAKS} highest negative peaks "
-                  f"(+{MARGIN} above the highest negative when fewer than 3 fire); "
+                  f"(+{MARGIN} above the highest negative when fewer than {MIN_PEAKS} fire); "
                   f"clipped to [{MIN_THRESHOLD}, {MAX_THRESHOLD}]",
     }
