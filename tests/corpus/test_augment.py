@@ -1,9 +1,17 @@
 """Augmentation keeps shape, hits the requested SNR, band-limits, and is deterministic."""
 
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.corpus import augment as A
+
+DAEMON = Path(__file__).resolve().parents[2] / "daemon"
 
 
 def _tone_mix(n: int = SAMPLE_RATE) -> np.ndarray:
@@ -100,9 +108,26 @@ def test_babble_is_unit_rms() -> None:
     assert np.sqrt(np.mean(b ** 2)) == pytest.approx(1.0, rel=1e-3)
 
 
+def _needs_pyroomacoustics() -> None:
+    # find_spec, not importorskip: importing pyroomacoustics directly would load sounddevice.
+    if importlib.util.find_spec("pyroomacoustics") is None:
+        pytest.skip("pyroomacoustics is not installed (scripts/install-tts.sh)")
+
+
 def test_room_rirs_deterministic_when_installed() -> None:
-    pytest.importorskip("pyroomacoustics")
+    _needs_pyroomacoustics()
     a = A.room_rirs(4, seed=1)
     A.room_rirs.cache_clear()
     b = A.room_rirs(4, seed=1)
     assert len(a) == 4 and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_room_rirs_leave_portaudio_alone() -> None:
+    """Simulating rooms must not load sounddevice: it holds PortAudio for the whole process and
+    a microphone opened later in that process would never see a sound server that starts."""
+    _needs_pyroomacoustics()
+    code = ("import sys\nfrom kwsd.corpus.augment import room_rirs\n"
+            "assert len(room_rirs(1)) == 1\nprint('sounddevice' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(DAEMON)}, check=True)
+    assert out.stdout.strip() == "False"

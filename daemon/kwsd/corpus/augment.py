@@ -13,6 +13,7 @@ returns int16 of the same length. Resampling only through `kwsd.audio.convert.re
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,14 +126,32 @@ def simulated_rir(rng: np.random.Generator, rt60: float | None = None) -> np.nda
     return _normalise_rir(rir.astype(np.float32))
 
 
+def _import_pyroomacoustics():
+    """pyroomacoustics without its optional `sounddevice` import (None if not installed).
+
+    sounddevice initialises PortAudio when it is imported and holds it until the process ends,
+    so PortAudio never lists devices again: a PyAudio microphone in the same process then cannot
+    see a sound server that starts or comes back later. Only the room simulation is used here."""
+    blocked = "sounddevice" not in sys.modules
+    if blocked:
+        sys.modules["sounddevice"] = None  # makes `import sounddevice` raise ImportError
+    try:
+        import pyroomacoustics
+    except ImportError:
+        return None
+    finally:
+        if blocked:
+            del sys.modules["sounddevice"]
+    return pyroomacoustics
+
+
 @functools.cache
 def room_rirs(n: int = 32, seed: int = 0) -> tuple[np.ndarray, ...]:
     """Image-source RIRs of random shoebox rooms (pyroomacoustics; empty if not installed).
 
     Computed once per process from a fixed seed, so they are the same bank everywhere."""
-    try:
-        import pyroomacoustics as pra
-    except ImportError:
+    pra = _import_pyroomacoustics()
+    if pra is None:
         return ()
     rng = np.random.default_rng(seed)
     out = []
