@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
-from kwsd.audio.audiofile import read_audio_16k
+from kwsd.audio.audiofile import read_audio_16k, write_wav_16k
 from kwsd.config import default_model_path
 from kwsd.engine.pipeline import Pipeline
 from kwsd.enrollment import store
@@ -163,3 +164,19 @@ def test_thresholds_are_set_on_the_scores_the_daemon_compares(bundle, bank):
     alone = calibrate_keyword(with_smoothing(0), kw, 1.0, bank=bank)["threshold"]
     assert alone == pytest.approx(negatives.calibrate([raw[:, 0]], [rec], 1.0)["threshold"])
     assert got != pytest.approx(alone)
+
+
+def test_bank_features_are_cached_per_audio_not_per_file_name(bundle, bank, tmp_path):
+    """Two banks that both hold a `speech.wav` never share cached features (the newer file
+    used to overwrite the other's cache, which the older bank then read as its own)."""
+    from kwsd.enrollment import negatives
+
+    x = read_audio_16k(Path(bank) / "speech.wav")
+    other = tmp_path / "other-bank"
+    other.mkdir()
+    write_wav_16k(other / "speech.wav", x[: len(x) // 2])   # same name, other audio
+    a = negatives.bank_records(bundle, Path(bank))
+    b = negatives.bank_records(bundle, other)
+    assert len(b) == 1 and b[0].duration_s == pytest.approx(len(x) // 2 / 16000, abs=0.01)
+    assert negatives.bank_records(bundle, Path(bank))[0].duration_s == a[0].duration_s
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == len(a) + 1

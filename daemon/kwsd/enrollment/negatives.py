@@ -2,7 +2,7 @@
 
 The bank (models/negatives, ~9 min of real speech; sources and licences in its README) is run
 once per encoder through the daemon's stream path and its window features are cached (keyed by
-the encoder's hash) in the user's cache directory. A keyword's threshold is set for a false-alarm
+the encoder's hash and each bank file's content) in the user's cache directory. A keyword's threshold is set for a false-alarm
 target: its decision peaks on the bank (one per refractory span) are counted, and since a few
 minutes of speech cannot show rates like 1 per hour directly, the tail of the peak scores is
 fitted with an exponential (peaks over threshold) and extrapolated to the target rate.
@@ -10,6 +10,7 @@ fitted with an exponential (peaks over threshold) and extrapolated to the target
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -68,6 +69,16 @@ def _load(path: Path) -> StreamRecord:
                             int(h))
 
 
+def _content_hash(path: Path) -> str:
+    """Short hash of a bank file's bytes: the cache belongs to this audio, not to its name (two
+    banks may both have a `librispeech.ogg`)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
 def bank_records(bundle: ModelBundle, bank: Path | None = None,
                  settings=None) -> list[StreamRecord]:
     """The bank's streams as recorded window features for this bundle's encoder (cached)."""
@@ -78,8 +89,9 @@ def bank_records(bundle: ModelBundle, bank: Path | None = None,
     out = []
     key = encoder_id(bundle).split(":")[-1]
     for f in files:
-        cached = cache_dir() / "negatives" / key / f"{f.stem}-{bundle.hop_samples}.npz"
-        if cached.is_file() and cached.stat().st_mtime >= f.stat().st_mtime:
+        cached = (cache_dir() / "negatives" / key
+                  / f"{f.stem}-{_content_hash(f)}-{bundle.hop_samples}.npz")
+        if cached.is_file():
             try:
                 out.append(_load(cached))
                 continue
