@@ -2,10 +2,11 @@
 
 The bank (models/negatives, ~9 min of real speech; sources and licences in its README) is run
 once per encoder through the daemon's stream path and its window features are cached (keyed by
-the encoder's hash and each bank file's content) in the user's cache directory. A keyword's threshold is set for a false-alarm
-target: its decision peaks on the bank (one per refractory span) are counted, and since a few
-minutes of speech cannot show rates like 1 per hour directly, the tail of the peak scores is
-fitted with an exponential (peaks over threshold) and extrapolated to the target rate.
+the encoder's hash and each bank file's content) in the user's cache directory. A keyword's
+threshold is set for a false-alarm target: its decision peaks on the bank (one per refractory
+span) are counted, and since a few minutes of speech cannot show rates like 1 per hour directly,
+the tail of the peak scores is fitted with an exponential (peaks over threshold) and
+extrapolated to the target rate.
 """
 
 from __future__ import annotations
