@@ -27,7 +27,7 @@ Each dev file is run once through the daemon's Pipeline (VAD gate, streaming win
 window features cached (/work/kwsd-data/enroll-eval-cache, keyed by the encoder's hash); every
 enrollment is then replayed through the daemon's Decision.
 
-    nice -n 10 .venv/bin/python scripts/eval-enroll.py [--draws 5] [--fa-target 1]
+    nice -n 10 .venv/bin/python scripts/eval-enroll.py [--draws 5] [--fa-target 0.2]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from kwsd.config import DecisionConfig
 from kwsd.engine.decision import model_decision
 from kwsd.enrollment import negatives
 from kwsd.enrollment.detector import EnrolledKeyword, EnrolledSet
-from kwsd.enrollment.enroll import enroll
+from kwsd.enrollment.enroll import DEFAULT_FA_PER_H, enroll
 from kwsd.enrollment.features import encoder_id, normalise
 from kwsd.enrollment.negatives import _load, _save
 from kwsd.enrollment.recording import StreamRecord, record_stream, replay, window_scores
@@ -225,7 +225,8 @@ def main() -> int:
     ap.add_argument("--train", default="../shared/data/real-train")
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--shots", type=int, default=3)
-    ap.add_argument("--fa-target", type=float, default=1.0, help="false alarms per hour")
+    ap.add_argument("--fa-target", type=float, default=DEFAULT_FA_PER_H,
+                    help="false alarms per hour on the bank (default: kwsd enroll's)")
     ap.add_argument("--cache", default="/work/kwsd-data/enroll-eval-cache")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--select", metavar="DIR", default=None,

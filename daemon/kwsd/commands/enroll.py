@@ -30,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="kwsd.toml (for the model path)")
     parser.add_argument("--model", type=Path, default=None, help="model bundle folder")
     parser.add_argument("--fa-target", type=float, default=None, metavar="PER_HOUR",
-                        help="false alarms per hour the threshold aims at (default 1)")
+                        help="false alarms per hour of the negative bank's speech the threshold "
+                             "aims at (default 0.2; speech like the examples' fires "
+                             "more often: README)")
     parser.add_argument("--no-keep-audio", action="store_true",
                         help="do not keep the examples (no --again after a model change)")
     parser.add_argument("--device", default=None,
