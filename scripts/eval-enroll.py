@@ -46,7 +46,7 @@ from kwsd.config import DecisionConfig
 from kwsd.engine.decision import model_decision
 from kwsd.enrollment import negatives
 from kwsd.enrollment.detector import EnrolledKeyword, EnrolledSet
-from kwsd.enrollment.enroll import DEFAULT_FA_PER_H, enroll
+from kwsd.enrollment.enroll import default_fa_target, enroll
 from kwsd.enrollment.features import encoder_id, normalise
 from kwsd.enrollment.negatives import _load, _save
 from kwsd.enrollment.recording import StreamRecord, record_stream, replay, window_scores
@@ -225,8 +225,9 @@ def main() -> int:
     ap.add_argument("--train", default="../shared/data/real-train")
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--shots", type=int, default=3)
-    ap.add_argument("--fa-target", type=float, default=DEFAULT_FA_PER_H,
-                    help="false alarms per hour on the bank (default: kwsd enroll's)")
+    ap.add_argument("--fa-target", type=float, default=None,
+                    help="false alarms per hour on the bank (default: kwsd enroll's for the "
+                         "model)")
     ap.add_argument("--cache", default="/work/kwsd-data/enroll-eval-cache")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--select", metavar="DIR", default=None,
@@ -242,6 +243,7 @@ def main() -> int:
     from kwsd.model.bundle import load_bundle
 
     bundle = load_bundle(args.model)
+    args.fa_target = args.fa_target or default_fa_target(bundle)
     global DECISION
     DECISION = model_decision(bundle, DecisionConfig())
     eid = encoder_id(bundle)

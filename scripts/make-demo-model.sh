@@ -11,6 +11,8 @@
 #   8. keyword head on real (../shared/data/real-train, REAL_TRAIN=...) and synthetic speech,
 #      calibration on held-out real speech, evaluation, precision and two-stage cascade
 #      (kwsd bench --choose, kwsd cascade fit)   scripts/train-demo.sh
+#   9. the default false-alarm target of keywords enrolled for this encoder (kws.json
+#      `enrollment`), from real-train only   scripts/enroll-fa-rates.py --choose
 #
 #   scripts/make-demo-model.sh [DATA_DIR=/work/kwsd-data] [OUT=models/demo]
 #
@@ -65,4 +67,6 @@ stage distill-real-2 $KWSD distill train --cache "$DATA_DIR/distill-cache-real" 
   --batch-size 8 --lr 3e-4 --warmup 60 --threads 2 --max-minutes "$REAL2_MINUTES" \
   --export "$DATA_DIR/demo-encoder-real-2"
 stage head env DATA_DIR="$DATA_DIR" VERSION=8 THREADS=2 scripts/train-demo.sh "$DATA_DIR/demo-encoder-real-2" "$OUT"
+stage enroll-target nice -n 5 .venv/bin/python scripts/enroll-fa-rates.py --model "$OUT" \
+  --train "$REAL_TRAIN" --cache "$DATA_DIR/enroll-fa-rates-cache" --choose
 echo "demo model written to $OUT; stage times in $STAGES"

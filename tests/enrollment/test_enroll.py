@@ -180,3 +180,22 @@ def test_bank_features_are_cached_per_audio_not_per_file_name(bundle, bank, tmp_
     assert len(b) == 1 and b[0].duration_s == pytest.approx(len(x) // 2 / 16000, abs=0.01)
     assert negatives.bank_records(bundle, Path(bank))[0].duration_s == a[0].duration_s
     assert len(list((tmp_path / "cache").rglob("*.npz"))) == len(a) + 1
+
+
+def test_the_default_target_is_the_models_own(bundle, bank):
+    """The bank target that gives a rate is a property of the encoder: a bundle names its own
+    (kws.json `enrollment.fa_target_per_h`); without one, DEFAULT_FA_PER_H."""
+    import copy
+
+    from kwsd.enrollment.enroll import DEFAULT_FA_PER_H, default_fa_target
+
+    example = read_audio_16k(OPERATOR_17)
+    model = copy.copy(bundle)
+    model.meta = {k: v for k, v in bundle.meta.items() if k != "enrollment"}
+    plain = enroll(model, "hey op", [example], bank=bank).keyword
+    assert default_fa_target(model) == DEFAULT_FA_PER_H == plain.fa_target_per_h
+    model.meta = {**model.meta, "enrollment": {"fa_target_per_h": 5.0}}
+    own = enroll(model, "hey op", [example], bank=bank).keyword
+    assert own.fa_target_per_h == 5.0
+    assert own.info["calibration"]["target_fa_per_h"] == 5.0
+    assert own.threshold < plain.threshold      # more false alarms allowed: a lower threshold

@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, help="model bundle folder")
     parser.add_argument("--fa-target", type=float, default=None, metavar="PER_HOUR",
                         help="false alarms per hour of the negative bank's speech the threshold "
-                             "aims at (default 0.2; speech like the examples' fires "
-                             "more often: README)")
+                             "aims at (default: the model's, else 0.2; speech like the "
+                             "examples' fires more often: README)")
     parser.add_argument("--no-keep-audio", action="store_true",
                         help="do not keep the examples (no --again after a model change)")
     parser.add_argument("--device", default=None,
@@ -54,7 +54,7 @@ def model_path(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     from kwsd.audio.audiofile import AudioFileError, read_audio_16k
     from kwsd.enrollment import store
-    from kwsd.enrollment.enroll import DEFAULT_FA_PER_H, EnrollmentError, enroll
+    from kwsd.enrollment.enroll import EnrollmentError, default_fa_target, enroll
     from kwsd.model.bundle import ModelBundleError, load_bundle
 
     try:
@@ -72,15 +72,15 @@ def run(args: argparse.Namespace) -> int:
             from kwsd.enrollment.text import synthetic_examples
 
             examples = synthetic_examples(args.text or name)
-            target = args.fa_target or DEFAULT_FA_PER_H
+            target = args.fa_target or default_fa_target(bundle)
         elif args.record:
             examples = _record(args, name, bundle)
             if examples is None:
                 return 1
-            target = args.fa_target or DEFAULT_FA_PER_H
+            target = args.fa_target or default_fa_target(bundle)
         else:
             examples = [read_audio_16k(p) for p in args.wav]
-            target = args.fa_target or DEFAULT_FA_PER_H
+            target = args.fa_target or default_fa_target(bundle)
     except (store.StoreError, AudioFileError, ValueError, RuntimeError) as exc:
         print(f"kwsd enroll: {exc}")
         return 2

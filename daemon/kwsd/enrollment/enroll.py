@@ -18,11 +18,19 @@ from kwsd.enrollment.trim import speech_span
 if TYPE_CHECKING:
     from kwsd.model.bundle import ModelBundle
 
-# False alarms per hour of the bank's speech. Speech from the examples' own channel fires more
-# often than the bank's mixed channels: with kwsd-demo-8's encoder, 0.2 gave 0.6 (3 examples) and
-# 1.2 (1 example) false alarms per hour per keyword on real-train callers' telephone speech and
-# under 0.1 on 2.6 h of its other speech; 1.0 gave 2.6 and 4.1 (docs/TEAM-NOTES.md, session 11).
+# False alarms per hour of the bank's speech, for a bundle whose kws.json names none
+# (`enrollment.fa_target_per_h`, chosen per encoder by scripts/enroll-fa-rates.py --choose).
+# Speech from the examples' own channel fires more often than the bank's mixed channels: with
+# kwsd-demo-8's encoder, 0.2 gave 0.5 (3 examples) and 1.1 (1 example) false alarms per hour per
+# keyword on real-train callers' telephone speech and under 0.2 on 2.6 h of its other speech;
+# 1.0 gave 2.8 and 4.0 (docs/TEAM-NOTES.md, session 11).
 DEFAULT_FA_PER_H = 0.2
+
+
+def default_fa_target(bundle: ModelBundle) -> float:
+    """The false-alarm target an enrollment gets when none is asked for: the bundle's own
+    (the right bank target differs between encoders), else DEFAULT_FA_PER_H."""
+    return float(bundle.meta.get("enrollment", {}).get("fa_target_per_h", DEFAULT_FA_PER_H))
 
 
 class EnrollmentError(ValueError):
@@ -56,13 +64,16 @@ def build_templates(bundle: ModelBundle, examples: list[np.ndarray],
 
 
 def enroll(bundle: ModelBundle, name: str, examples: list[np.ndarray], *,
-           fa_target_per_h: float = DEFAULT_FA_PER_H, bank=None, settings=None,
+           fa_target_per_h: float | None = None, bank=None, settings=None,
            min_examples: int = 1, check_alike: bool = True) -> EnrollResult:
-    """Trim and check each example (int16 16 kHz), make templates, calibrate the threshold.
+    """Trim and check each example (int16 16 kHz), make templates, calibrate the threshold
+    (for `fa_target_per_h`, else the bundle's default target).
 
     `check_alike=False` skips the "unlike the others" check: renderings by different
     synthetic voices (`--text`) differ by design; the check is for a person's recordings."""
     t0 = time.perf_counter()
+    if fa_target_per_h is None:
+        fa_target_per_h = default_fa_target(bundle)
     if len(examples) < min_examples:
         raise EnrollmentError(f"{len(examples)} example(s) given, at least {min_examples} needed")
     max_s = bundle.window_samples / bundle.sample_rate
