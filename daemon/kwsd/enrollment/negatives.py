@@ -73,11 +73,8 @@ def _load(path: Path) -> StreamRecord:
 def _content_hash(path: Path) -> str:
     """Short hash of a bank file's bytes: the cache belongs to this audio, not to its name (two
     banks may both have a `librispeech.ogg`)."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:12]
 
 
 def bank_records(bundle: ModelBundle, bank: Path | None = None,
