@@ -54,7 +54,7 @@ def model_path(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     from kwsd.audio.audiofile import AudioFileError, read_audio_16k
     from kwsd.enrollment import store
-    from kwsd.enrollment.enroll import EnrollmentError, default_fa_target, enroll
+    from kwsd.enrollment.enroll import EnrollmentError, enroll
     from kwsd.model.bundle import ModelBundleError, load_bundle
 
     try:
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         name = store.check_name(args.name, bundle.keywords)
+        target = args.fa_target or None   # None: the model's default (enroll)
         if args.again:
             examples = store.kept_examples(name, args.dir)
             old = store.load(store._folder(Path(args.dir or store.keywords_dir()), name))
@@ -72,15 +73,12 @@ def run(args: argparse.Namespace) -> int:
             from kwsd.enrollment.text import synthetic_examples
 
             examples = synthetic_examples(args.text or name)
-            target = args.fa_target or default_fa_target(bundle)
         elif args.record:
             examples = _record(args, name, bundle)
             if examples is None:
                 return 1
-            target = args.fa_target or default_fa_target(bundle)
         else:
             examples = [read_audio_16k(p) for p in args.wav]
-            target = args.fa_target or default_fa_target(bundle)
     except (store.StoreError, AudioFileError, ValueError, RuntimeError) as exc:
         print(f"kwsd enroll: {exc}")
         return 2
@@ -99,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
     folder = store.save(kw, None if args.no_keep_audio else examples, args.dir)
     cal = result.calibration
     print(f"enrolled {name!r}: {len(kw.templates)} template(s), threshold {kw.threshold:.3f} "
-          f"for {target:g} false alarm(s)/h on {cal['bank_hours'] * 60:.1f} min of real speech "
-          f"({cal['method']}), encoder {kw.encoder_id}, {result.seconds:.1f} s -> {folder}")
+          f"for {kw.fa_target_per_h:g} false alarm(s)/h on {cal['bank_hours'] * 60:.1f} min of "
+          f"real speech ({cal['method']}), encoder {kw.encoder_id}, {result.seconds:.1f} s -> "
+          f"{folder}")
     return 0
 
 

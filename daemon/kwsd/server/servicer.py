@@ -180,7 +180,7 @@ class KwsdServicer(pb_grpc.KwsdServicer):
 
     def EnrollKeyword(self, request_iterator, context) -> pb.EnrollResponse:
         from kwsd.enrollment import store
-        from kwsd.enrollment.enroll import EnrollmentError, default_fa_target, enroll
+        from kwsd.enrollment.enroll import EnrollmentError, enroll
         from kwsd.server.enroll import (
             MAX_EXAMPLES,
             check_config,
@@ -210,8 +210,8 @@ class KwsdServicer(pb_grpc.KwsdServicer):
                 examples.append(decode_example(cfg, req.example, len(examples)))
             if not examples:
                 raise BadRequest("no examples: send at least one utterance of the phrase")
-            target = cfg.fa_target_per_hour or default_fa_target(self.daemon.bundle)
-            result = enroll(self.daemon.bundle, name, examples, fa_target_per_h=target,
+            result = enroll(self.daemon.bundle, name, examples,
+                            fa_target_per_h=cfg.fa_target_per_hour or None,  # 0: the model's
                             settings=getattr(self.daemon, "settings", None))
         except (BadRequest, store.StoreError, EnrollmentError, AudioFormatError) as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
