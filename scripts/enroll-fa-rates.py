@@ -24,7 +24,6 @@ import argparse
 import csv
 import random
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,28 +35,13 @@ from kwsd.enrollment import negatives
 from kwsd.enrollment.detector import EnrolledSet
 from kwsd.enrollment.enroll import calibrate_keyword, enroll
 from kwsd.enrollment.features import encoder_id
-from kwsd.enrollment.negatives import _load, _save
-from kwsd.enrollment.recording import record_stream, replay, window_scores
+from kwsd.enrollment.recording import recorded_files, replay, window_scores
 from kwsd.evaluation.manifest import count_keyword
 from kwsd.head_training.dataset import speaker_held_out
 from kwsd.model.bundle import write_meta
 
 KEYWORDS = ["operator", "think engine", "onword", "wildfire", "voyager"]
 CHOOSE_MAX_PER_H = 1.0  # per keyword, on speech from the examples' own channel
-
-
-def records(bundle, paths: dict[str, Path], cache: Path, label: str) -> dict:
-    """Window features of each file through the daemon's stream path (cached)."""
-    out, t0 = {}, time.perf_counter()
-    for i, (name, path) in enumerate(paths.items()):
-        f = cache / (name.replace("/", "__") + ".npz")
-        if not f.is_file():
-            _save(f, record_stream(bundle, read_audio_16k(path)))
-        out[name] = _load(f)
-        if i % 200 == 0:
-            print(f"  {label}: {i}/{len(paths)} files ({time.perf_counter() - t0:.0f} s)",
-                  file=sys.stderr, flush=True)
-    return out
 
 
 def main() -> int:
@@ -87,8 +71,10 @@ def main() -> int:
     wuw = [r for r in csv.DictReader(open(train / "wuw-train.csv"))
            if not speaker_held_out(r["speaker"], WUW_VAL_PERCENT) and r["file"] not in in_bank]
     other = [r for r in csv.DictReader(open(train / "speech.csv")) if r["file"] not in in_bank]
-    recs = records(bundle, {r["file"]: train / r["file"] for r in wuw}, cache, "telephone")
-    recs.update(records(bundle, {r["file"]: train / r["file"] for r in other}, cache, "other"))
+    recs = recorded_files(bundle, {r["file"]: train / r["file"] for r in wuw}, cache,
+                          "telephone")
+    recs.update(recorded_files(bundle, {r["file"]: train / r["file"] for r in other}, cache,
+                               "other"))
     other_files = [r["file"] for r in other]
 
     def rates(examples: list[dict], keyword: str) -> dict | None:

@@ -36,11 +36,10 @@ import argparse
 import csv
 import random
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-from kwsd.audio.audiofile import AudioFileError, read_audio_16k
+from kwsd.audio.audiofile import read_audio_16k
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.config import DecisionConfig
 from kwsd.engine.decision import model_decision
@@ -48,8 +47,7 @@ from kwsd.enrollment import negatives
 from kwsd.enrollment.detector import EnrolledKeyword, EnrolledSet
 from kwsd.enrollment.enroll import default_fa_target, enroll
 from kwsd.enrollment.features import encoder_id, normalise
-from kwsd.enrollment.negatives import _load, _save
-from kwsd.enrollment.recording import StreamRecord, record_stream, replay, window_scores
+from kwsd.enrollment.recording import StreamRecord, recorded_files, replay, window_scores
 from kwsd.enrollment.trim import trim
 from kwsd.evaluation.manifest import read_eval_manifest
 from kwsd.evaluation.scoring import Detection, score
@@ -111,28 +109,6 @@ def mfcc_windows(samples: np.ndarray, rec: StreamRecord) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-
-def load_records(bundle, items_by_file: dict[str, Path], cache: Path, label: str
-                 ) -> dict[str, StreamRecord]:
-    out = {}
-    t0 = time.perf_counter()
-    for i, (name, path) in enumerate(items_by_file.items()):
-        f = cache / (name.replace("/", "__") + ".npz")
-        if f.is_file():
-            out[name] = _load(f)
-            continue
-        try:
-            samples = read_audio_16k(path)
-        except (AudioFileError, ValueError) as exc:     # real-dev lists broken files too
-            print(f"skipped unreadable: {exc}", file=sys.stderr)
-            continue
-        out[name] = record_stream(bundle, samples)
-        _save(f, out[name])
-        if i % 50 == 0:
-            print(f"  {label}: {i}/{len(items_by_file)} files recorded "
-                  f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    return out
-
 
 DECISION = DecisionConfig()  # the model's decision settings (main: model_decision), as live
 
@@ -259,8 +235,8 @@ def main() -> int:
         print(f"skipped: {why}", file=sys.stderr)
     wuw_files = {i.file: i.path for i in wuw}
     speech_files = {i.file: i.path for i in speech}
-    recs = load_records(bundle, wuw_files, cache, "wuw-dev")
-    recs.update(load_records(bundle, speech_files, cache, "speech"))
+    recs = recorded_files(bundle, wuw_files, cache, "wuw-dev")
+    recs.update(recorded_files(bundle, speech_files, cache, "speech"))
     speech_files = {n: p for n, p in speech_files.items() if n in recs}
     speech = [i for i in speech if i.file in recs]
     bank_recs = negatives.bank_records(bundle)

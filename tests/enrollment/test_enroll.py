@@ -199,3 +199,20 @@ def test_the_default_target_is_the_models_own(bundle, bank):
     assert own.fa_target_per_h == 5.0
     assert own.info["calibration"]["target_fa_per_h"] == 5.0
     assert own.threshold < plain.threshold      # more false alarms allowed: a lower threshold
+
+
+def test_recorded_files_are_cached_and_broken_files_left_out(bundle, tmp_path, capsys):
+    """The evaluation scripts' recordings: each file once through the stream path, then read
+    back from the cache; a broken file is named and left out, the rest still recorded."""
+    from kwsd.enrollment.recording import recorded_files
+
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    paths = {"a/speech.wav": SPEECH_WAV, "b/broken.wav": broken}
+    first = recorded_files(bundle, paths, tmp_path / "rec")
+    assert list(first) == ["a/speech.wav"]
+    assert "broken.wav" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "rec").iterdir()] == ["a__speech.wav.npz"]
+    again = recorded_files(bundle, {"a/speech.wav": tmp_path / "gone.wav"}, tmp_path / "rec")
+    np.testing.assert_array_equal(again["a/speech.wav"].frames, first["a/speech.wav"].frames)
+    assert again["a/speech.wav"].duration_s == first["a/speech.wav"].duration_s > 3

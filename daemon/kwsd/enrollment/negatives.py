@@ -23,7 +23,7 @@ import numpy as np
 from kwsd.audio.audiofile import read_audio_16k
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.enrollment.features import encoder_id
-from kwsd.enrollment.recording import StreamRecord, record_stream
+from kwsd.enrollment.recording import StreamRecord, load_record, record_stream, save_record
 from kwsd.evaluation.tail import MIN_PEAKS, TAIL_PEAKS, tail_threshold
 
 if TYPE_CHECKING:
@@ -55,21 +55,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kwsd"
 
 
-def _save(path: Path, rec: StreamRecord) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, starts=rec.starts, ends=rec.ends, frames=rec.frames, resets=rec.resets,
-             meta=np.array([rec.duration_s, rec.window, rec.hop], dtype=np.float64))
-    os.replace(tmp, path)
-
-
-def _load(path: Path) -> StreamRecord:
-    with np.load(path, allow_pickle=False) as z:
-        d, w, h = z["meta"]
-        return StreamRecord(z["starts"], z["ends"], z["frames"], z["resets"], float(d), int(w),
-                            int(h))
-
-
 def _content_hash(path: Path) -> str:
     """Short hash of a bank file's bytes: the cache belongs to this audio, not to its name (two
     banks may both have a `librispeech.ogg`)."""
@@ -91,13 +76,13 @@ def bank_records(bundle: ModelBundle, bank: Path | None = None,
                   / f"{f.stem}-{_content_hash(f)}-{bundle.hop_samples}.npz")
         if cached.is_file():
             try:
-                out.append(_load(cached))
+                out.append(load_record(cached))
                 continue
             except (OSError, ValueError, KeyError):
                 log.warning("%s: unreadable cache, recomputing", cached)
         rec = record_stream(bundle, read_audio_16k(f), settings)
         try:
-            _save(cached, rec)
+            save_record(cached, rec)
         except OSError as exc:
             log.warning("cannot cache negative features in %s: %s", cached, exc)
         out.append(rec)

@@ -9,7 +9,11 @@ the negative bank and the evaluation use it, so neither re-runs the encoder per 
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -71,6 +75,48 @@ def record_stream(bundle: ModelBundle, samples: np.ndarray,
                         np.stack(frames) if frames else np.zeros((0, m, h), np.float16),
                         np.asarray(resets, np.int64), len(samples) / SAMPLE_RATE,
                         int(bundle.window_samples), int(classifier.hop))
+
+
+def save_record(path: Path, rec: StreamRecord) -> None:
+    """Write a recording atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, starts=rec.starts, ends=rec.ends, frames=rec.frames, resets=rec.resets,
+             meta=np.array([rec.duration_s, rec.window, rec.hop], dtype=np.float64))
+    os.replace(tmp, path)
+
+
+def load_record(path: Path) -> StreamRecord:
+    with np.load(path, allow_pickle=False) as z:
+        d, w, h = z["meta"]
+        return StreamRecord(z["starts"], z["ends"], z["frames"], z["resets"], float(d), int(w),
+                            int(h))
+
+
+def recorded_files(bundle: ModelBundle, paths: dict[str, Path], cache: Path,
+                   label: str = "files") -> dict[str, StreamRecord]:
+    """Recordings of many audio files (name -> path), each cached in `cache` under its name
+    (the caller keys `cache` by the encoder). Unreadable files are left out with a message, as
+    the evaluation sets list broken files on purpose; progress goes to stderr."""
+    from kwsd.audio.audiofile import AudioFileError, read_audio_16k
+
+    out, t0 = {}, time.perf_counter()
+    for i, (name, path) in enumerate(paths.items()):
+        f = Path(cache) / (name.replace("/", "__") + ".npz")
+        if f.is_file():
+            out[name] = load_record(f)
+            continue
+        try:
+            samples = read_audio_16k(path)
+        except (AudioFileError, ValueError) as exc:
+            print(f"skipped unreadable: {exc}", file=sys.stderr)
+            continue
+        out[name] = record_stream(bundle, samples)
+        save_record(f, out[name])
+        if i % 100 == 0:
+            print(f"  {label}: {i}/{len(paths)} files recorded "
+                  f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    return out
 
 
 def window_scores(record: StreamRecord, enrolled: EnrolledSet,
