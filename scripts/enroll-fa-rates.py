@@ -33,7 +33,7 @@ from kwsd.corpus.real import WUW_VAL_PERCENT
 from kwsd.engine.decision import model_decision
 from kwsd.enrollment import negatives
 from kwsd.enrollment.detector import EnrolledSet
-from kwsd.enrollment.enroll import calibrate_keyword, enroll
+from kwsd.enrollment.enroll import bank_scores, enroll
 from kwsd.enrollment.features import encoder_id
 from kwsd.enrollment.recording import recorded_files, replay, window_scores
 from kwsd.evaluation.manifest import count_keyword
@@ -86,7 +86,8 @@ def main() -> int:
         tel = [r["file"] for r in wuw if r["speaker"] not in speakers and r["keyword"] != keyword
                and count_keyword(r["transcription"], keyword) == 0]
         out = {}
-        thresholds = {t: calibrate_keyword(bundle, res.keyword, t)["threshold"] for t in targets}
+        bank = bank_scores(bundle, res.keyword)     # once; each target only refits the tail
+        thresholds = {t: negatives.calibrate(*bank, t)["threshold"] for t in targets}
         for kind, files in (("telephone", tel), ("other", other_files)):
             hours = sum(recs[f].duration_s for f in files) / 3600
             scores = {f: window_scores(recs[f], one) for f in files}

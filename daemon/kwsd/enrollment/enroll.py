@@ -99,11 +99,18 @@ def enroll(bundle: ModelBundle, name: str, examples: list[np.ndarray], *,
     return EnrollResult(kw, results, time.perf_counter() - t0, calibration)
 
 
-def calibrate_keyword(bundle: ModelBundle, kw: EnrolledKeyword, fa_target_per_h: float,
-                      bank=None, settings=None) -> dict:
+def bank_scores(bundle: ModelBundle, kw: EnrolledKeyword, bank=None, settings=None
+                ) -> tuple[list[np.ndarray], list]:
+    """(the scores the daemon's decision compares on each bank stream, the streams): the
+    expensive part of a calibration, the same for every false-alarm target."""
     records = negatives.bank_records(bundle, bank, settings)
     one = EnrolledSet([kw])
     config = model_decision(bundle, DecisionConfig())   # what the daemon will compare
     scores = [decision_scores(r, one.names, window_scores(r, one), config)[:, 0]
               for r in records]
-    return negatives.calibrate(scores, records, fa_target_per_h)
+    return scores, records
+
+
+def calibrate_keyword(bundle: ModelBundle, kw: EnrolledKeyword, fa_target_per_h: float,
+                      bank=None, settings=None) -> dict:
+    return negatives.calibrate(*bank_scores(bundle, kw, bank, settings), fa_target_per_h)
