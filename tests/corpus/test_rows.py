@@ -25,17 +25,22 @@ def _append_rows(args: tuple[str, int, int]) -> None:
 
 
 def test_two_workers_on_one_voice_write_one_header_first(tmp_path) -> None:
-    (tmp_path / "v").mkdir()
-    rows_path = tmp_path / "v" / "_rows.csv"
+    # The race is between creating the file and writing its header: run it on many files.
+    for voice in range(20):
+        (tmp_path / f"v{voice}").mkdir()
     with Pool(2) as pool:
-        pool.map(_append_rows, [(str(rows_path), 0, 200), (str(rows_path), 1000, 200)])
-    lines = rows_path.read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("file,label,")
-    assert sum(line.startswith("file,") for line in lines) == 1
-    with rows_path.open(newline="", encoding="utf-8") as f:
-        files = [r["file"] for r in csv.DictReader(f)]
-    assert sorted(files) == sorted([f"v/clip-{i}.wav" for i in range(200)]
-                                   + [f"v/clip-{i}.wav" for i in range(1000, 1200)])
+        pool.map(_append_rows, [(str(tmp_path / f"v{voice}" / "_rows.csv"), first, 50)
+                                for voice in range(20) for first in (0, 1000)], chunksize=1)
+    for voice in range(20):
+        rows_path = tmp_path / f"v{voice}" / "_rows.csv"
+        lines = rows_path.read_text(encoding="utf-8").splitlines()
+        assert lines[0].startswith("file,label,"), rows_path
+        assert sum(line.startswith("file,") for line in lines) == 1, rows_path
+        with rows_path.open(newline="", encoding="utf-8") as f:
+            files = [r["file"] for r in csv.DictReader(f)]
+        assert sorted(files) == sorted([f"v/clip-{i}.wav" for i in range(50)]
+                                       + [f"v/clip-{i}.wav" for i in range(1000, 1050)]), rows_path
+    assert not list(tmp_path.glob("v*/.*.tmp"))
 
 
 def test_manifest_skips_a_rows_file_being_written(tmp_path) -> None:

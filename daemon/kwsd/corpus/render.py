@@ -296,15 +296,22 @@ def _row(job: Job, voice: Voice, kw_start: float, kw_end: float, duration: float
 
 
 def _open_rows(path: Path) -> TextIO:
-    """A voice's `_rows.csv` for appending, its header written first by whoever creates it.
+    """A voice's `_rows.csv` for appending, its header first, written by whoever creates it.
 
-    A voice's keyword and negative jobs run in two workers at once: exclusive creation makes
-    sure exactly one writes the header, and before any row."""
-    try:
-        with open(path, "x", newline="", encoding="utf-8") as f:
+    A voice's keyword and negative jobs run in two workers at once. The file appears with its
+    header already in it (written beside it, then hard-linked into place, which fails if the
+    other worker won): a file created empty and filled afterwards let the other worker append
+    rows that the header then overwrote."""
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             csv.DictWriter(f, fieldnames=MANIFEST_FIELDS).writeheader()
-    except FileExistsError:
-        pass
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return open(path, "a", newline="", encoding="utf-8")
 
 
