@@ -19,6 +19,7 @@ OUT=${2:-models/demo}
 DATA_DIR=${DATA_DIR:-/work/kwsd-data}
 DATA=${DATA:-}                       # default: built below from the corpus + real recordings
 WORK=${WORK:-$DATA_DIR/train-work}
+EVAL_DIR=${EVAL_DIR:-$WORK/eval-v${VERSION:-1}}  # per model version: another version's evals stay
 REAL=${REAL:-../shared/data/real-dev}       # evaluation only
 REAL_TRAIN=${REAL_TRAIN:-../shared/data/real-train}
 FA_TARGETS=${FA_TARGETS:-low=0.1,medium=0.4,high=4}  # false alarms/h per keyword on real speech
@@ -35,7 +36,7 @@ SPEECH=${SPEECH:-$REAL/speech.csv}
 EXTRA=${EXTRA:-}                    # more kwsd train arguments (e.g. --max-clips 50 to rehearse)
 KWSD=".venv/bin/kwsd"
 KEYWORDS="computer,operator,think engine,onword,wildfire,voyager,terminator,grasshopper,bumblebee,blueberry"
-mkdir -p "$WORK/eval"
+mkdir -p "$EVAL_DIR"
 
 # One manifest: the synthetic keyword corpus (the engines in $SYNTH_ENGINES) and the real
 # recordings (their running speech replaces the generated sentences kwsd-demo-4 used as
@@ -77,22 +78,22 @@ nice -n 10 $KWSD train --data "$DATA" --encoder "$ENCODER" --out "$OUT" --workdi
 # held-out voices, clips not used for calibration
 HELD=$(.venv/bin/python -c "import json,sys; m=json.load(open(sys.argv[1]))['metrics']['heldout_synthetic']; print(m['test_manifest'] or m['manifest'])" "$OUT/kws.json")
 ev() {  # ev NAME MANIFEST
-  nice -n 10 $KWSD eval --model "$OUT" --manifest "$2" --out "$WORK/eval/$1.jsonl" \
-    --plots "$WORK/eval/$1" --no-progress > "$WORK/eval/$1.txt" 2>&1
+  nice -n 10 $KWSD eval --model "$OUT" --manifest "$2" --out "$EVAL_DIR/$1.jsonl" \
+    --plots "$EVAL_DIR/$1" --no-progress > "$EVAL_DIR/$1.txt" 2>&1
 }
 ev heldout "$HELD" & ev wuw-dev "$WUW" & ev speech "$SPEECH" &
 wait
 [[ -f "$OUT/demo.wav" ]] || .venv/bin/python -m kwsd.corpus.demo_audio --out "$OUT"
 ev demo "$OUT/demo.csv"
 for n in heldout wuw-dev speech demo; do
-  [[ -f "$WORK/eval/$n.txt" ]] && { echo "== $n"; grep -v "^20..-" "$WORK/eval/$n.txt"; }
+  [[ -f "$EVAL_DIR/$n.txt" ]] && { echo "== $n"; grep -v "^20..-" "$EVAL_DIR/$n.txt"; }
 done
-cp "$WORK/eval/heldout/det.png" "$OUT/det-heldout-synthetic.png"
-cp "$WORK/eval/wuw-dev/det.png" "$OUT/det-wuw-dev.png"
-cp "$WORK/eval/wuw-dev/confusion.png" "$OUT/confusion-wuw-dev.png"
-cp "$WORK/eval/speech/fa.png" "$OUT/fa-speech.png"
+cp "$EVAL_DIR/heldout/det.png" "$OUT/det-heldout-synthetic.png"
+cp "$EVAL_DIR/wuw-dev/det.png" "$OUT/det-wuw-dev.png"
+cp "$EVAL_DIR/wuw-dev/confusion.png" "$OUT/confusion-wuw-dev.png"
+cp "$EVAL_DIR/speech/fa.png" "$OUT/fa-speech.png"
 # the measured figures go into kws.json `metrics` too (what a client reads with GetModel)
-.venv/bin/python - "$OUT/kws.json" "$WORK/eval" <<'PY'
+.venv/bin/python - "$OUT/kws.json" "$EVAL_DIR" <<'PY'
 import json, sys
 from pathlib import Path
 meta_path, ev = Path(sys.argv[1]), Path(sys.argv[2])
@@ -117,4 +118,4 @@ VAL_AUDIO=$(ls -d "$CACHE"/audio-* | grep -v "^$TRAIN_AUDIO\$" | head -1)
 STATES=$(ls -td "$CACHE/states-$(basename "$TRAIN_AUDIO" | cut -d- -f2)"-* | head -1)  # newest: this encoder's
 nice -n 5 $KWSD cascade fit --bundle "$OUT" --windows "$TRAIN_AUDIO" --val-windows "$VAL_AUDIO" \
   --teacher-states "$STATES" --epochs 6 --retrain --workdir "$WORK/cascade" --real-train "$REAL_TRAIN"
-.venv/bin/python -m kwsd.head_training.card "$WORK"/eval/{heldout,wuw-dev,speech,demo}/summary.json
+.venv/bin/python -m kwsd.head_training.card "$EVAL_DIR"/{heldout,wuw-dev,speech,demo}/summary.json
