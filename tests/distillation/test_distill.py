@@ -5,6 +5,7 @@ and skip cleanly without it; the alignment and packing tests need nothing.
 """
 
 import importlib.util
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -232,3 +233,49 @@ def test_student_can_start_from_an_exported_encoder(teacher_cache, tmp_path):
     with pytest.raises(ValueError, match="config differs"):
         D.train(teacher_cache, tmp_path / "run2", wrong, cfg, threads=1, workers=0,
                 progress=False, init=tmp_path / "start")
+
+
+def _deeper(cfg: EncoderConfig, layers: int) -> EncoderConfig:
+    return EncoderConfig(**{**cfg.__dict__, "num_hidden_layers": layers})
+
+
+def test_grown_student_keeps_the_smaller_one_and_appends_identity_layers():
+    from kwsd.model.distilhubert import DistilHubert
+
+    torch.manual_seed(3)
+    small = DistilHubert(TINY).eval()
+    with torch.no_grad():  # a trained-looking output norm: constant gain, no bias -> exact
+        small.encoder.layers[-1].final_layer_norm.weight.fill_(1.7)
+        small.encoder.layers[-1].final_layer_norm.bias.zero_()
+    big = DistilHubert(_deeper(TINY, 3)).eval()
+    D.grow_layers(big, small)
+    wave = torch.randn(2, 16000) * 0.1
+    with torch.no_grad():
+        before, after = small(wave), big(wave)
+    assert len(after) == 4
+    for a, b in zip(before, after[:2], strict=True):
+        assert torch.equal(a, b)
+    for extra in after[2:]:
+        assert torch.allclose(extra, before[-1], atol=1e-4)
+    with pytest.raises(ValueError, match="hidden_size"):
+        D.grow_layers(DistilHubert(EncoderConfig(**{**TINY.__dict__, "hidden_size": 64,
+                                                    "intermediate_size": 128,
+                                                    "num_hidden_layers": 2})), small)
+
+
+def test_student_starts_from_a_run_folder_with_its_heads(tmp_path):
+    torch.manual_seed(5)
+    first = D.Distiller(TINY, 3, 512)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": first.state_dict(), "step": 10}, run / D.CHECKPOINT)
+    (run / "train-config.json").write_text(json.dumps({"encoder": TINY.to_hf_dict()}))
+    deeper = D.Distiller(_deeper(TINY, 2), 3, 512)
+    D.start_from_init(deeper, run)
+    for name, value in first.heads.state_dict().items():
+        assert torch.equal(deeper.heads.state_dict()[name], value), name
+    for name, value in first.student.feature_extractor.state_dict().items():
+        assert torch.equal(deeper.student.feature_extractor.state_dict()[name], value), name
+    other_cache = D.Distiller(_deeper(TINY, 2), 2, 512)  # a cache of two teacher layers
+    with pytest.raises(ValueError, match="prediction heads do not fit"):
+        D.start_from_init(other_cache, run)

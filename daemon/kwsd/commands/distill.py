@@ -54,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     p.add_argument("--init", type=Path, default=None,
                    help="start the student from this encoder folder (or bundle) instead of "
-                        "random weights, e.g. to continue distilling the demo encoder")
+                        "random weights, e.g. to continue distilling the demo encoder; or "
+                        "from another run folder (its prediction heads kept). With a --config "
+                        "of more layers, the extra layers are appended near-identity")
     p.add_argument("--export", type=Path, default=None,
                    help="also write the HF encoder folder here when done")
 

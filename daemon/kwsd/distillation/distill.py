@@ -510,13 +510,82 @@ def evaluate(model: Distiller, batches: list[dict[str, torch.Tensor]], cfg: Trai
     return out
 
 
+def start_from_init(model: Distiller, init: Path) -> None:
+    """Start `model` from an encoder folder / bundle, or from another distillation run's
+    last.pt (a folder holding one), whose prediction heads then come along too.
+
+    The student may have more transformer layers than `init` (otherwise the same config): the
+    extra layers are appended by `grow_layers`. Why: the demo student's distillation levelled
+    off with its training cosine no higher than its validation cosine (underfitting), so depth
+    is added without throwing away what it learned.
+    """
+    from kwsd.model.checkpoint import load_encoder
+
+    heads = None
+    if (init / CHECKPOINT).is_file():
+        run_cfg = json.loads((init / "train-config.json").read_text(encoding="utf-8"))
+        start_from, state = load_student(init, EncoderConfig.from_hf_dict(run_cfg["encoder"]))
+        heads = {k[len("heads."):]: v for k, v in state["model"].items()
+                 if k.startswith("heads.")}
+    else:
+        start_from = load_encoder(init)
+    if start_from.config.num_hidden_layers < model.student.config.num_hidden_layers:
+        grow_layers(model.student, start_from)
+    elif start_from.config.to_hf_dict() != model.student.config.to_hf_dict():
+        raise ValueError(f"--init {init}: its encoder config differs from the student's")
+    else:
+        model.student.load_state_dict(start_from.state_dict())
+    if heads is not None:
+        try:
+            model.heads.load_state_dict(heads)
+        except RuntimeError as exc:
+            raise ValueError(f"--init {init}: its prediction heads do not fit this cache "
+                             f"(other teacher layers?): {exc}") from exc
+    log.info("student starts from %s (%d -> %d layers%s)", init,
+             start_from.config.num_hidden_layers, model.student.config.num_hidden_layers,
+             ", prediction heads kept" if heads is not None else "")
+
+
+def grow_layers(student: DistilHubert, smaller: DistilHubert) -> None:
+    """Copy `smaller` into the deeper `student` and append its extra layers as near-identity.
+
+    An appended layer's attention and feed-forward outputs start at zero, its first norm plain
+    and its final norm a copy of the last trained layer's, so it returns
+    g * norm(g * x^ + b) + b for that layer's output g * x^ + b: exactly it when b = 0 and g is
+    constant, close otherwise, so the prediction heads start nearly where they were.
+    """
+    small_cfg = smaller.config.to_hf_dict()
+    big_cfg = student.config.to_hf_dict()
+    small_cfg.pop("num_hidden_layers")
+    big_cfg.pop("num_hidden_layers")
+    if small_cfg != big_cfg:
+        raise ValueError("only the number of layers may differ when growing a student: "
+                         + ", ".join(sorted(k for k in set(small_cfg) | set(big_cfg)
+                                            if small_cfg.get(k) != big_cfg.get(k))))
+    state = student.state_dict()
+    state.update(smaller.state_dict())
+    student.load_state_dict(state)
+    n = smaller.config.num_hidden_layers
+    last_norm = smaller.encoder.layers[n - 1].final_layer_norm if n else None
+    with torch.no_grad():
+        for layer in student.encoder.layers[n:]:
+            for dense in (layer.attention.out_proj, layer.feed_forward.output_dense):
+                dense.weight.zero_()
+                dense.bias.zero_()
+            layer.layer_norm.weight.fill_(1.0)
+            layer.layer_norm.bias.zero_()
+            if last_norm is not None:
+                layer.final_layer_norm.load_state_dict(last_norm.state_dict())
+
+
 def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: TrainConfig,
           resume: bool = False, threads: int = 2, workers: int = 1, progress: bool = True,
           max_minutes: float | None = None, init: Path | None = None) -> Distiller:
     """Distil a student; checkpoints to run_dir/last.pt, metrics to run_dir/loss.jsonl.
 
     `init`: start the student from an encoder folder (HF layout or a bundle), e.g. the shipped
-    demo encoder, to continue its distillation on new audio; the prediction heads start fresh.
+    demo encoder, to continue its distillation on new audio (the prediction heads start fresh),
+    or from another run folder (heads kept); see `start_from_init` (also: more layers).
 
     `max_minutes` is a total training wall-time budget (counted across resumes): the run stops
     with a checkpoint when it is spent, and the learning-rate decay follows it.
@@ -547,13 +616,7 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
     elif ckpt.is_file() and not resume:
         raise FileExistsError(f"{ckpt} exists: pass --resume to continue, or use a new run dir")
     elif init is not None:
-        from kwsd.model.checkpoint import load_encoder
-
-        start_from = load_encoder(init)
-        if start_from.config.to_hf_dict() != encoder_cfg.to_hf_dict():
-            raise ValueError(f"--init {init}: its encoder config differs from the student's")
-        model.student.load_state_dict(start_from.state_dict())
-        log.info("student starts from %s", init)
+        start_from_init(model, init)
     (run_dir / "train-config.json").write_text(json.dumps(
         {"train": asdict(cfg), "encoder": encoder_cfg.to_hf_dict(), "cache": str(cache_dir),
          "init": str(init) if init is not None else None,
