@@ -279,3 +279,11 @@ def test_student_starts_from_a_run_folder_with_its_heads(tmp_path):
     other_cache = D.Distiller(_deeper(TINY, 2), 2, 512)  # a cache of two teacher layers
     with pytest.raises(ValueError, match="prediction heads do not fit"):
         D.start_from_init(other_cache, run)
+
+
+def test_distill_train_names_a_bad_layer_count(tmp_path):
+    from kwsd.cli import main
+
+    with pytest.raises(SystemExit, match="--layers -1: .*num_hidden_layers"):
+        main(["distill", "train", "--cache", str(tmp_path), "--run", str(tmp_path / "run"),
+              "--layers", "-1"])

