@@ -14,7 +14,7 @@ real-dev is never read. Window features are cached (--cache, keyed by the encode
 times per hour on the telephone speech into the model's kws.json (`enrollment`): the default
 target of keywords enrolled for that model.
 
-    nice .venv/bin/python scripts/enroll-fa-rates.py [--model models/demo] [--targets 0.2,0.5,1]
+    nice .venv/bin/python scripts/enroll-fa-rates.py [--model models/demo] [--targets 0.1,0.2,0.5,1]
         [--choose]
 """
 
@@ -48,7 +48,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="models/demo")
     ap.add_argument("--train", default="../shared/data/real-train")
-    ap.add_argument("--targets", default="0.2,0.3,0.5,1,2")
+    ap.add_argument("--targets", default="0.05,0.1,0.2,0.3,0.5,1,2")
     ap.add_argument("--cache", default="/work/kwsd-data/enroll-fa-rates-cache")
     ap.add_argument("--choose", action="store_true",
                     help="write the chosen default target into the model's kws.json")

@@ -8,6 +8,7 @@
 #      held-out speakers (python -m kwsd.corpus.real) + 2,500 synthetic clips
 #   6. continue distilling that encoder on the real + synthetic mix (kwsd distill train --init)
 #   7. distil it further on the same mix (a second run --init the first one's export, 2 threads)
+#   7b. grow that student from 2 to 4 layers and distil on (--init the run, --layers 4)
 #   8. keyword head on real (../shared/data/real-train, REAL_TRAIN=...) and synthetic speech,
 #      calibration on held-out real speech, evaluation, precision and two-stage cascade
 #      (kwsd bench --choose, kwsd cascade fit)   scripts/train-demo.sh
@@ -27,7 +28,8 @@ OUT=${2:-models/demo}
 DISTILL_MINUTES=${DISTILL_MINUTES:-210}   # encoder distillation budget (wall minutes; kwsd-demo-4: 210)
 DISTILL_STEPS=${DISTILL_STEPS:-20000}  # the budget ends the run first here
 REAL_MINUTES=${REAL_MINUTES:-70}      # distillation on real speech (kwsd-demo-6: 70)
-REAL2_MINUTES=${REAL2_MINUTES:-120}   # its continuation (kwsd-demo-8: 120, 9,723 steps)
+REAL2_MINUTES=${REAL2_MINUTES:-195}   # its continuation (kwsd-demo-8: 120, 9,723 steps; kwsd-demo-10: 195, 16,711)
+REAL3_MINUTES=${REAL3_MINUTES:-60}    # the same grown to 4 layers (kwsd-demo-10: 60, 5,001 steps)
 REAL_TRAIN=${REAL_TRAIN:-../shared/data/real-train}
 KWSD=.venv/bin/kwsd
 mkdir -p "$DATA_DIR/logs"
@@ -66,7 +68,14 @@ stage distill-real-2 $KWSD distill train --cache "$DATA_DIR/distill-cache-real" 
   --run "$DATA_DIR/distill-run-real-2" --init "$DATA_DIR/demo-encoder-real" $RESUME --steps "$DISTILL_STEPS" \
   --batch-size 8 --lr 3e-4 --warmup 60 --threads 2 --max-minutes "$REAL2_MINUTES" \
   --export "$DATA_DIR/demo-encoder-real-2"
-stage head env DATA_DIR="$DATA_DIR" VERSION=8 THREADS=2 scripts/train-demo.sh "$DATA_DIR/demo-encoder-real-2" "$OUT"
+# the 2-layer student levelled off underfitting (training cosine no higher than validation):
+# grown to 4 layers (the extra ones start near-identity, prediction heads kept) and distilled on
+RESUME=""; [[ -f "$DATA_DIR/distill-run-real-3/last.pt" ]] && RESUME="--resume"
+stage distill-real-3 $KWSD distill train --cache "$DATA_DIR/distill-cache-real" \
+  --run "$DATA_DIR/distill-run-real-3" --init "$DATA_DIR/distill-run-real-2" --layers 4 $RESUME \
+  --steps "$DISTILL_STEPS" --batch-size 8 --lr 3e-4 --warmup 60 --threads 2 \
+  --max-minutes "$REAL3_MINUTES" --export "$DATA_DIR/demo-encoder-real-3"
+stage head env DATA_DIR="$DATA_DIR" VERSION=10 THREADS=2 scripts/train-demo.sh "$DATA_DIR/demo-encoder-real-3" "$OUT"
 stage enroll-target nice -n 5 .venv/bin/python scripts/enroll-fa-rates.py --model "$OUT" \
   --train "$REAL_TRAIN" --cache "$DATA_DIR/enroll-fa-rates-cache" --choose
 echo "demo model written to $OUT; stage times in $STAGES"
