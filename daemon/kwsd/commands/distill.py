@@ -59,8 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--init", type=Path, default=None,
                    help="start the student from this encoder folder (or bundle) instead of "
                         "random weights, e.g. to continue distilling the demo encoder; or "
-                        "from another run folder (its prediction heads kept). With a --config "
-                        "of more layers, the extra layers are appended near-identity")
+                        "from another run folder (its prediction heads kept); see --layers")
     p.add_argument("--export", type=Path, default=None,
                    help="also write the HF encoder folder here when done")
 
@@ -89,13 +88,11 @@ def _student_config(path: Path | None):
 
 
 def export(run_dir: Path, out: Path) -> None:
-    from kwsd.distillation.distill import load_student, plot_loss
+    from kwsd.distillation.distill import RUN_CONFIG, load_student, plot_loss
     from kwsd.model.checkpoint import save_encoder
 
-    cfg = json.loads((run_dir / "train-config.json").read_text(encoding="utf-8"))
-    from kwsd.model.config import EncoderConfig
-
-    encoder, state = load_student(run_dir, EncoderConfig.from_hf_dict(cfg["encoder"]))
+    cfg = json.loads((run_dir / RUN_CONFIG).read_text(encoding="utf-8"))
+    encoder, state = load_student(run_dir)
     save_encoder(encoder, out)
     info = {"teacher": cfg["teacher"], "teacher_layers": cfg["layers"],
             "teacher_licence": "MIT (OpenAI Whisper; CTranslate2 conversion by Systran, "

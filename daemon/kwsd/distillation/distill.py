@@ -484,6 +484,7 @@ def lr_at(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
 # The training loop
 # ------------------------------------------------------------------------------------------
 CHECKPOINT = "last.pt"
+RUN_CONFIG = "train-config.json"  # the run's training, encoder and cache settings
 
 
 def _save_checkpoint(run_dir: Path, model: Distiller, opt: torch.optim.Optimizer, step: int,
@@ -523,8 +524,7 @@ def start_from_init(model: Distiller, init: Path) -> None:
 
     heads = None
     if (init / CHECKPOINT).is_file():
-        run_cfg = json.loads((init / "train-config.json").read_text(encoding="utf-8"))
-        start_from, state = load_student(init, EncoderConfig.from_hf_dict(run_cfg["encoder"]))
+        start_from, state = load_student(init)
         heads = {k[len("heads."):]: v for k, v in state["model"].items()
                  if k.startswith("heads.")}
     else:
@@ -617,7 +617,7 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
         raise FileExistsError(f"{ckpt} exists: pass --resume to continue, or use a new run dir")
     elif init is not None:
         start_from_init(model, init)
-    (run_dir / "train-config.json").write_text(json.dumps(
+    (run_dir / RUN_CONFIG).write_text(json.dumps(
         {"train": asdict(cfg), "encoder": encoder_cfg.to_hf_dict(), "cache": str(cache_dir),
          "init": str(init) if init is not None else None,
          "teacher": cache.meta.teacher, "layers": cache.meta.layers,
@@ -688,10 +688,11 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
     return model
 
 
-def load_student(run_dir: Path, encoder_cfg: EncoderConfig) -> tuple[DistilHubert, dict]:
-    """The student encoder from a run's last checkpoint (heads dropped)."""
+def load_student(run_dir: Path) -> tuple[DistilHubert, dict]:
+    """The student encoder from a run's last checkpoint (heads dropped), and that checkpoint."""
+    run_cfg = json.loads((run_dir / RUN_CONFIG).read_text(encoding="utf-8"))
     state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
-    enc = DistilHubert(encoder_cfg)
+    enc = DistilHubert(EncoderConfig.from_hf_dict(run_cfg["encoder"]))
     prefix = "student."
     enc.load_state_dict({k[len(prefix):]: v for k, v in state["model"].items()
                          if k.startswith(prefix)})
