@@ -9,6 +9,9 @@
 #   6. continue distilling that encoder on the real + synthetic mix (kwsd distill train --init)
 #   7. distil it further on the same mix (a second run --init the first one's export, 2 threads)
 #   7b. grow that student from 2 to 4 layers and distil on (--init the run, --layers 4)
+#   7c. distil it on with large batches (64 crops, 11,500 steps; scripts/distill-gpu/): on a GPU
+#      machine in minutes (kwsd-demo-11: 7.3 min on one H200; pass its encoder folder as
+#      ENCODER_GPU=DIR), else the same run here on the CPU, resumable (many hours on 2 cores)
 #   8. keyword head on real (../shared/data/real-train, REAL_TRAIN=...) and synthetic speech,
 #      calibration on held-out real speech, evaluation, precision and two-stage cascade
 #      (kwsd bench --choose, kwsd cascade fit)   scripts/train-demo.sh
@@ -75,7 +78,19 @@ stage distill-real-3 $KWSD distill train --cache "$DATA_DIR/distill-cache-real" 
   --run "$DATA_DIR/distill-run-real-3" --init "$DATA_DIR/distill-run-real-2" --layers 4 $RESUME \
   --steps "$DISTILL_STEPS" --batch-size 8 --lr 3e-4 --warmup 60 --threads 2 \
   --max-minutes "$REAL3_MINUTES" --export "$DATA_DIR/demo-encoder-real-3"
-stage head env DATA_DIR="$DATA_DIR" VERSION=10 THREADS=2 scripts/train-demo.sh "$DATA_DIR/demo-encoder-real-3" "$OUT"
+# large batches from a packed copy of the same audio (Opus, int8 teacher: what a GPU machine
+# can take along); ENCODER_GPU: the encoder such a run brought back
+ENCODER=${ENCODER_GPU:-$DATA_DIR/demo-encoder-real-4}
+if [[ -z "${ENCODER_GPU:-}" ]]; then
+  stage pack-large-batch .venv/bin/python scripts/distill-gpu/pack.py \
+    --real "$DATA_DIR/real/manifest.csv" --corpus "$DATA_DIR/corpus/manifest.csv" --synthetic 500 \
+    --out "$DATA_DIR/distill-pack"
+  stage distill-real-4 env OUT="$DATA_DIR/distill-run-real-4-out" WORK="$DATA_DIR/distill-run-real-4" \
+    DEVICE=cpu STEPS=11500 WORKERS=1 PY=.venv/bin/python INIT="$DATA_DIR/demo-encoder-real-3" \
+    scripts/distill-gpu/run.sh "$DATA_DIR/distill-pack"
+  [[ -d "$ENCODER" ]] || cp -r "$DATA_DIR/distill-run-real-4/encoder" "$ENCODER"
+fi
+stage head env DATA_DIR="$DATA_DIR" VERSION=11 THREADS=2 scripts/train-demo.sh "$ENCODER" "$OUT"
 stage enroll-target nice -n 5 .venv/bin/python scripts/enroll-fa-rates.py --model "$OUT" \
   --train "$REAL_TRAIN" --cache "$DATA_DIR/enroll-fa-rates-cache" --choose
 echo "demo model written to $OUT; stage times in $STAGES"

@@ -8,7 +8,9 @@
 #
 # BUDGET_S is the whole script's wall time: whatever the teacher cache leaves of it (less 45 s
 # for the export) is the distillation's --max-minutes, over which the learning rate decays.
-# The build never needs this script: scripts/make-demo-model.sh distils on the CPU.
+# STEPS=N instead: a fixed number of steps (the decay follows the steps), resumable: how
+# scripts/make-demo-model.sh repeats a GPU run on the CPU (DEVICE=cpu) when no encoder made on
+# a GPU is given. The build never needs a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PACK=${1:-.gpu-distill}
@@ -21,6 +23,7 @@ DEVICE=${DEVICE:-cuda}
 WORKERS=${WORKERS:-$(($(nproc) - 2))}
 WORK=${WORK:-/tmp/kwsd-distill-gpu}
 PY=${PY:-python3}
+mkdir -p "$OUT" "$WORK"
 t0=$SECONDS
 log() { echo "[distill-gpu $((SECONDS - t0)) s] $*" | tee -a "$OUT/run.log"; }
 
@@ -37,11 +40,17 @@ log "teacher cache"
 $PY -m kwsd distill cache --audio "$PACK/audio" --cache "$WORK/cache" \
   --teacher-weights "$PACK/teacher.safetensors" --device "$DEVICE" --batch-windows 16 \
   --threads "$(nproc)" ${LIMIT:+--limit "$LIMIT"} 2>&1 | grep -v "^$" | tail -n 5 | tee -a "$OUT/run.log"
-minutes=$(awk -v left=$((BUDGET_S - (SECONDS - t0) - 45)) 'BEGIN {printf "%.2f", left / 60}')
-log "distillation: $minutes min, batch $BATCH, lr $LR, $WORKERS workers, from $INIT"
+if [[ -n "${STEPS:-}" ]]; then
+  length=(--steps "$STEPS"); what="$STEPS steps"
+else
+  minutes=$(awk -v left=$((BUDGET_S - (SECONDS - t0) - 45)) 'BEGIN {printf "%.2f", left / 60}')
+  length=(--steps 1000000 --max-minutes "$minutes"); what="$minutes min"
+fi
+RESUME=(); [[ -f "$WORK/run/last.pt" ]] && RESUME=(--resume)
+log "distillation: $what, batch $BATCH, lr $LR, $WORKERS workers, from $INIT"
 $PY -m kwsd distill train --cache "$WORK/cache" --run "$WORK/run" --init "$INIT" --config "$INIT/config.json" \
   --device "$DEVICE" --workers "$WORKERS" --batch-size "$BATCH" --lr "$LR" --warmup 300 \
-  --steps 1000000 --max-minutes "$minutes" --save-every 1000 --val-every 250 \
+  "${length[@]}" "${RESUME[@]}" --save-every 1000 --val-every 250 \
   >>"$OUT/run.log" 2>&1 || log "distillation stopped with an error (see above); exporting its last checkpoint"
 $PY -m kwsd distill export --run "$WORK/run" --out "$WORK/encoder" >>"$OUT/run.log" 2>&1
 cp "$WORK/encoder/config.json" "$WORK/encoder/distillation.json" "$WORK/run/loss.jsonl" "$OUT/"
