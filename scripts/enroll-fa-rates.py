@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """How often enrolled keywords fire per hour, for several bank targets (real-train only).
 
-What `kwsd enroll`'s default false-alarm target for a model (kws.json
-`enrollment.fa_target_per_h`) is chosen with. The five WUW keywords are enrolled from real-train
+How channel and bank differ for enrolled keywords (until session 15 the default target was
+chosen on this; now `scripts/eval-enroll.py --select ... --choose-from` chooses it with issue
+12's own protocol on real-train's held-out callers: this measure could not tell 0.1 from 0.3
+with kwsd-demo-11's encoder). The five WUW keywords are enrolled from real-train
 callers (3-shot: 3 draws of 3 callers; 1-shot: 5 callers each), callers of kwsd.corpus.real's
 held-out split excluded; each keyword's threshold is calibrated on the negative bank for every
 target, and its detections are counted on two kinds of speech the bank does not hold:
@@ -10,12 +12,8 @@ target, and its detections are counted on two kinds of speech the bank does not 
   and in sentences that do not say this keyword): speech from the examples' own channel;
 - other: real-train's other speech and noise (speech.csv).
 real-dev is never read. Window features are cached (--cache, keyed by the encoder's hash).
-`--choose` writes the largest target at which 3-shot keywords fire at most CHOOSE_MAX_PER_H
-times per hour on the telephone speech into the model's kws.json (`enrollment`): the default
-target of keywords enrolled for that model.
 
     nice .venv/bin/python scripts/enroll-fa-rates.py [--model models/demo] [--targets 0.1,0.2,0.5,1]
-        [--choose]
 """
 
 from __future__ import annotations
@@ -38,10 +36,8 @@ from kwsd.enrollment.features import encoder_id
 from kwsd.enrollment.recording import recorded_files, replay, window_scores
 from kwsd.evaluation.manifest import count_keyword
 from kwsd.head_training.dataset import speaker_held_out
-from kwsd.model.bundle import write_meta
 
 KEYWORDS = ["operator", "think engine", "onword", "wildfire", "voyager"]
-CHOOSE_MAX_PER_H = 1.0  # per keyword, on speech from the examples' own channel
 
 
 def main() -> int:
@@ -50,8 +46,6 @@ def main() -> int:
     ap.add_argument("--train", default="../shared/data/real-train")
     ap.add_argument("--targets", default="0.05,0.1,0.2,0.3,0.5,1,2")
     ap.add_argument("--cache", default="/work/kwsd-data/enroll-fa-rates-cache")
-    ap.add_argument("--choose", action="store_true",
-                    help="write the chosen default target into the model's kws.json")
     args = ap.parse_args()
     if "real-dev" in str(Path(args.train).resolve()):
         raise SystemExit("real-dev is evaluation only")
@@ -126,21 +120,6 @@ def main() -> int:
         cells = [f"{np.mean([x[(kind, t)] for x in found[n]]):.2f}"
                  for n in ("3", "1") for kind in ("telephone", "other")]
         print(f"| {t:g} | " + " | ".join(cells) + " |")
-    if args.choose:
-        tel3 = {t: float(np.mean([x[("telephone", t)] for x in found["3"]])) for t in targets}
-        ok = [t for t in targets if tel3[t] <= CHOOSE_MAX_PER_H]
-        if not ok:
-            print(f"no target keeps 3-shot keywords at <= {CHOOSE_MAX_PER_H:g} per hour on "
-                  "telephone speech: kws.json not changed", file=sys.stderr)
-            return 1
-        meta = dict(bundle.meta)
-        meta["enrollment"] = {
-            "fa_target_per_h": max(ok),
-            "method": (f"largest bank target at which 3-shot enrolled keywords fire at most "
-                       f"{CHOOSE_MAX_PER_H:g} times per hour on real-train telephone callers "
-                       "(scripts/enroll-fa-rates.py --choose)"),
-            "telephone_fa_per_h_3shot": {f"{t:g}": round(v, 2) for t, v in tel3.items()}}
-        print(f"chose {max(ok):g}: {write_meta(bundle.path, meta)}")
     return 0
 
 

@@ -16,7 +16,8 @@
 #      calibration on held-out real speech, evaluation, precision and two-stage cascade
 #      (kwsd bench --choose, kwsd cascade fit)   scripts/train-demo.sh
 #   9. the default false-alarm target of keywords enrolled for this encoder (kws.json
-#      `enrollment`), from real-train only   scripts/enroll-fa-rates.py --choose
+#      `enrollment`), issue 12's protocol on real-train's held-out callers
+#      scripts/eval-enroll.py --select ... --json, then --choose-from
 #
 #   scripts/make-demo-model.sh [DATA_DIR=/work/kwsd-data] [OUT=models/demo]
 #
@@ -91,6 +92,15 @@ if [[ -z "${ENCODER_GPU:-}" ]]; then
   [[ -d "$ENCODER" ]] || cp -r "$DATA_DIR/distill-run-real-4/encoder" "$ENCODER"
 fi
 stage head env DATA_DIR="$DATA_DIR" VERSION=11 THREADS=2 scripts/train-demo.sh "$ENCODER" "$OUT"
-stage enroll-target nice -n 5 .venv/bin/python scripts/enroll-fa-rates.py --model "$OUT" \
-  --train "$REAL_TRAIN" --cache "$DATA_DIR/enroll-fa-rates-cache" --choose
+enroll_targets() {  # the protocol at a few bank targets, then the largest within the bound
+  local t
+  for t in 0.1 0.2 0.3 0.5; do
+    nice -n 5 .venv/bin/python scripts/eval-enroll.py --model "$OUT" --train "$REAL_TRAIN" \
+      --select "$DATA_DIR/enroll-select" --protocols shots,personal --no-baseline --fa-target "$t" \
+      --cache "$DATA_DIR/enroll-select-cache" --json "$DATA_DIR/enroll-select/target-$t.json"
+  done
+  .venv/bin/python scripts/eval-enroll.py --model "$OUT" \
+    --choose-from "$DATA_DIR"/enroll-select/target-{0.1,0.2,0.3,0.5}.json
+}
+stage enroll-target enroll_targets
 echo "demo model written to $OUT; stage times in $STAGES"
