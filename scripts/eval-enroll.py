@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 import sys
 from pathlib import Path
@@ -206,8 +207,6 @@ CHOOSE_MAX_PER_H = 5.0  # 3-shot false alarms per hour on the held-out callers (
 def choose_target(model: str, results: list[Path]) -> int:
     """Write the largest target whose 3-shot keywords kept to CHOOSE_MAX_PER_H on real-train's
     held-out callers into the model's kws.json `enrollment`."""
-    import json
-
     from kwsd.model.bundle import load_bundle, write_meta
 
     bundle = load_bundle(model)
@@ -456,8 +455,6 @@ def main() -> int:
         print(f"| {label} | {pct(a[:, 0])} | {pct(a[:, 1])} | {fa} | "
               f"{pct(a[:, 4])} / {pct(a[:, 5])} | {ts} | {rej} |")
     if args.json is not None:
-        import json
-
         def mean(col):
             return None if np.all(np.isnan(col)) else float(np.nanmean(col))
 

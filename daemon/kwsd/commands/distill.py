@@ -130,6 +130,7 @@ def export(run_dir: Path, out: Path) -> None:
 def export_teacher(out: Path, int8: bool, check: list[Path]) -> int:
     """Write the teacher file; with `check`, compare its layers with the wheels' on that audio."""
     import numpy as np
+    import torch.nn.functional as F
 
     from kwsd.audio.audiofile import read_audio_16k
     from kwsd.audio.convert import int16_to_float
@@ -147,18 +148,12 @@ def export_teacher(out: Path, int8: bool, check: list[Path]) -> int:
                                  for p in placements if p.window == 0])
         for layer, (a, b) in enumerate(zip(ref, ours, strict=True), start=1):
             a, b = a[0, frames], b[0, frames]
-            cos = torch_cos(a, b)
+            cos = F.cosine_similarity(a, b, dim=-1).numpy()
             rel = float((a - b).abs().max() / a.abs().max())
             print(f"layer {layer}: cosine to the wheels' teacher mean {cos.mean():.5f} "
                   f"min {cos.min():.5f}, max abs error {rel:.2e} of the peak "
                   f"({len(frames)} speech frames)")
     return 0
-
-
-def torch_cos(a, b):
-    import torch.nn.functional as F
-
-    return F.cosine_similarity(a, b, dim=-1).numpy()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -413,10 +413,13 @@ def save_teacher_weights(path: Path, int8: bool = True) -> None:
 
 def teacher_weights_id(path: Path) -> str:
     """How a teacher file describes itself (recorded in the cache's meta.json)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), "np") as f:
-        meta = f.metadata() or {}
+    try:
+        with safe_open(str(path), "np") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise TeacherUnavailable(f"{path}: cannot read the teacher file: {exc}") from exc
     if "teacher" not in meta:
         raise TeacherUnavailable(f"{path}: not a teacher file written by `kwsd distill "
                                  f"export-teacher` (no teacher metadata)")
@@ -425,14 +428,10 @@ def teacher_weights_id(path: Path) -> str:
 
 def read_teacher_weights(path: Path) -> dict[str, np.ndarray]:
     """The encoder variables of a `save_teacher_weights` file, int8 ones scaled back."""
-    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    teacher_weights_id(path)
-    try:
-        raw = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise TeacherUnavailable(f"{path}: cannot read the teacher file: {exc}") from exc
+    teacher_weights_id(path)  # refuses unreadable files and files that are no teacher
+    raw = load_file(str(path))
     out: dict[str, np.ndarray] = {}
     for name, arr in raw.items():
         if name.endswith(":int8"):
