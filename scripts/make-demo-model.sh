@@ -91,7 +91,7 @@ if [[ -z "${ENCODER_GPU:-}" ]]; then
     scripts/distill-gpu/run.sh "$DATA_DIR/distill-pack"
   [[ -d "$ENCODER" ]] || cp -r "$DATA_DIR/distill-run-real-4/encoder" "$ENCODER"
 fi
-stage head env DATA_DIR="$DATA_DIR" VERSION=11 THREADS=2 scripts/train-demo.sh "$ENCODER" "$OUT"
+stage head env DATA_DIR="$DATA_DIR" VERSION=12 THREADS=2 scripts/train-demo.sh "$ENCODER" "$OUT"
 enroll_targets() {  # the protocol at a few bank targets, then the largest within the bound
   local t
   for t in 0.1 0.2 0.3 0.5; do
