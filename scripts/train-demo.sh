@@ -115,12 +115,9 @@ PY
 $KWSD bench --bundle "$OUT" --choose --seconds 20 --repeats 5
 # the two-stage cascade (issue 14): stage one learns from the training windows and this head,
 # its threshold is chosen on real-train's held-out speakers (<= 1 point recall lost)
-CACHE="$WORK/cache"
-TRAIN_AUDIO=$(ls -d "$CACHE"/audio-* | while read -r d; do
-  echo "$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["rows"])' "$d/progress.json") $d"
-done | sort -n | tail -1 | cut -d' ' -f2)
-VAL_AUDIO=$(ls -d "$CACHE"/audio-* | grep -v "^$TRAIN_AUDIO\$" | head -1)
-STATES=$(ls -td "$CACHE/states-$(basename "$TRAIN_AUDIO" | cut -d- -f2)"-* | head -1)  # newest: this encoder's
-nice -n 5 $KWSD cascade fit --bundle "$OUT" --windows "$TRAIN_AUDIO" --val-windows "$VAL_AUDIO" \
-  --teacher-states "$STATES" --epochs 6 --retrain --workdir "$WORK/cascade" --real-train "$REAL_TRAIN"
+# the windows this head was trained and validated on (kwsd train records them in WORK/windows.json)
+windows() { .venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/windows.json" "$1"; }
+nice -n 5 $KWSD cascade fit --bundle "$OUT" --windows "$(windows windows)" \
+  --val-windows "$(windows val_windows)" --teacher-states "$(windows teacher_states)" \
+  --epochs 6 --retrain --workdir "$WORK/cascade" --real-train "$REAL_TRAIN"
 .venv/bin/python -m kwsd.head_training.card "$EVAL_DIR"/{heldout,wuw-dev,speech,demo}/summary.json

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +40,15 @@ def test_train_writes_a_calibrated_bundle_and_the_loss_falls(tiny_corpus, tmp_pa
     assert meta["training_data"]["voices"]["heldout"] == ["en-gb-scotland", "noise"]
     assert set(meta["keyword_duration_s"]) == {"computer", "voyager"}
     assert "at_default_thresholds" in meta["metrics"]["heldout_synthetic"]
+    # the windows it trained and validated on are named for the cascade fit (train-demo.sh)
+    record = json.loads((tmp_path / "work" / "windows.json").read_text())
+    train_rows = json.loads((Path(record["windows"]) / "progress.json").read_text())["rows"]
+    val_rows = json.loads((Path(record["val_windows"]) / "progress.json").read_text())["rows"]
+    assert record["windows"] != record["val_windows"] and val_rows > 0
+    assert train_rows > val_rows   # one held-out voice of the tiny corpus against the rest
+    states = Path(record["teacher_states"])
+    assert states.is_dir() and states.name.startswith(
+        "states-" + Path(record["windows"]).name.removeprefix("audio-"))
 
 
 def test_fit_resumes_where_it_stopped(tmp_path):

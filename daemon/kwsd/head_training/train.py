@@ -127,6 +127,20 @@ def _limit_random(clips: list[Clip], n: int, seed: int) -> list[Clip]:
     return [clips[i] for i in sorted(rng.permutation(len(clips))[:n])]
 
 
+WINDOWS_RECORD = "windows.json"
+
+
+def _write_windows_record(workdir: Path, train_key: str, val_key: str, train_states: Path
+                          ) -> None:
+    """Which cached windows this run trained and validated on (WORKDIR/windows.json): the
+    cascade fit of scripts/train-demo.sh reads it instead of guessing among a workdir's caches,
+    where several heads' window sets can sit side by side."""
+    record = {"windows": str(workdir / "cache" / f"audio-{train_key}"),
+              "val_windows": str(workdir / "cache" / f"audio-{val_key}") if val_key else None,
+              "teacher_states": str(train_states)}
+    (workdir / WINDOWS_RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
 def validation_clips(held: list[Clip], cfg: TrainConfig) -> list[Clip]:
     """Held-out clips whose windows give the validation loss that picks the epoch. With
     `calibrate_on="real"` they are the held-out real callers' (every keyword clip) and real
@@ -400,13 +414,13 @@ def train(cfg: TrainConfig) -> Path | None:
             keep = {label_index[k] for k in keywords}
             rows = choose_rows(train_audio, cfg.max_windows, keep, cfg.seed)
             rows_key = cache_key({"rows": rows.tolist()})
-            train_set = encode_window_audio(
-                train_audio, bundle,
-                cfg.workdir / "cache" / f"states-{train_key}-{enc_id}-{rows_key}",
-                progress=cfg.progress, rows=rows, jobs=cfg.jobs)
+            train_states = cfg.workdir / "cache" / f"states-{train_key}-{enc_id}-{rows_key}"
+            train_set = encode_window_audio(train_audio, bundle, train_states,
+                                            progress=cfg.progress, rows=rows, jobs=cfg.jobs)
             val_set = (encode_window_audio(
                 val_audio, bundle, cfg.workdir / "cache" / f"states-{val_key}-{enc_id}",
                 progress=cfg.progress) if val_audio is not None else None)
+            _write_windows_record(cfg.workdir, train_key, val_key, train_states)
     feat_s = time.time() - t0
     counts = Counter(labels[i] for i in train_set.labels)
     log.info("training windows: %d %s (%.0f s)", len(train_set), dict(counts), feat_s)
