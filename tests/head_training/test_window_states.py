@@ -1,0 +1,40 @@
+"""Hidden states of cached window audio, encoded in parallel parts and joined on disk."""
+
+import numpy as np
+from kwsd.head_training.features import WindowSet, encode_window_audio
+from kwsd.model.bundle import load_bundle
+
+
+def _audio(n: int, window: int) -> WindowSet:
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((n, window)) * 3000).astype(np.int16)
+    zeros = np.zeros(n, dtype=np.int64)
+    return WindowSet(x=x, labels=zeros, clip=np.arange(n), copy=zeros, coverage=zeros.astype(float))
+
+
+def test_parallel_parts_join_to_the_serial_states_and_leave_no_copy(random_bundle, tmp_path):
+    bundle = load_bundle(random_bundle)
+    audio = _audio(12, bundle.window_samples)
+    serial = encode_window_audio(audio, bundle, tmp_path / "serial", batch=4, progress=False)
+    parallel = encode_window_audio(audio, bundle, tmp_path / "parallel", batch=4,
+                                   progress=False, jobs=2)
+    np.testing.assert_array_equal(np.asarray(parallel.x), np.asarray(serial.x))
+    # the parts are gone once joined: the states are on disk once, not twice
+    assert sorted(p.name for p in (tmp_path / "parallel").iterdir()) == ["progress.json",
+                                                                       "states.bin"]
+
+
+def test_an_interrupted_join_resumes_to_the_right_states(random_bundle, tmp_path):
+    """Killed while appending part 1 to part 0: part 0's file holds extra bytes, part 1 is
+    still there. The rerun must give the serial states, not the stray bytes."""
+    bundle = load_bundle(random_bundle)
+    audio = _audio(12, bundle.window_samples)
+    serial = encode_window_audio(audio, bundle, tmp_path / "serial", batch=4, progress=False)
+    root = tmp_path / "parallel"
+    parts = np.array_split(np.arange(12), 2)
+    for k, rows in enumerate(parts):
+        encode_window_audio(audio, bundle, root / f"part{k}", batch=4, progress=False, rows=rows)
+    with open(root / "part0" / "states.bin", "ab") as f:
+        f.write(b"\x01" * 12345)               # half-appended part 1
+    again = encode_window_audio(audio, bundle, root, batch=4, progress=False, jobs=2)
+    np.testing.assert_array_equal(np.asarray(again.x), np.asarray(serial.x))
