@@ -93,14 +93,14 @@ if [[ -z "${ENCODER_GPU:-}" ]]; then
 fi
 stage head env DATA_DIR="$DATA_DIR" VERSION=12 THREADS=2 scripts/train-demo.sh "$ENCODER" "$OUT"
 enroll_targets() {  # the protocol at a few bank targets, then the largest within the bound
-  local t
+  local t results=()
   for t in 0.1 0.2 0.3 0.5; do
+    results+=("$DATA_DIR/enroll-select/target-$t.json")
     nice -n 5 .venv/bin/python scripts/eval-enroll.py --model "$OUT" --train "$REAL_TRAIN" \
       --select "$DATA_DIR/enroll-select" --protocols shots,personal --no-baseline --fa-target "$t" \
-      --cache "$DATA_DIR/enroll-select-cache" --json "$DATA_DIR/enroll-select/target-$t.json"
+      --cache "$DATA_DIR/enroll-select-cache" --json "${results[-1]}"
   done
-  .venv/bin/python scripts/eval-enroll.py --model "$OUT" \
-    --choose-from "$DATA_DIR"/enroll-select/target-{0.1,0.2,0.3,0.5}.json
+  .venv/bin/python scripts/eval-enroll.py --model "$OUT" --choose-from "${results[@]}"
 }
 stage enroll-target enroll_targets
 echo "demo model written to $OUT; stage times in $STAGES"

@@ -258,8 +258,7 @@ def encode_window_audio(audio: WindowSet, bundle, root: Path, batch: int = 32,
         shutil.rmtree(root / "part0")
     done = json.loads(prog_path.read_text())["done"] if prog_path.is_file() else 0
     if data_path.is_file() and data_path.stat().st_size > done * row_bytes:
-        with open(data_path, "ab") as f:   # rows written after the last progress mark
-            f.truncate(done * row_bytes)
+        os.truncate(data_path, done * row_bytes)   # rows written after the last progress mark
     if done < n:
         bar = tqdm(total=n, initial=done, desc="encode windows", unit="win",
                    disable=not progress, dynamic_ncols=True, leave=False)

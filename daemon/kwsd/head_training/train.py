@@ -130,13 +130,18 @@ def _limit_random(clips: list[Clip], n: int, seed: int) -> list[Clip]:
 WINDOWS_RECORD = "windows.json"
 
 
+def _audio_cache(workdir: Path, key: str) -> Path:
+    """The folder of one window-audio cache (what the states caches are made from)."""
+    return workdir / "cache" / f"audio-{key}"
+
+
 def _write_windows_record(workdir: Path, train_key: str, val_key: str, train_states: Path
                           ) -> None:
     """Which cached windows this run trained and validated on (WORKDIR/windows.json): the
     cascade fit of scripts/train-demo.sh reads it instead of guessing among a workdir's caches,
     where several heads' window sets can sit side by side."""
-    record = {"windows": str(workdir / "cache" / f"audio-{train_key}"),
-              "val_windows": str(workdir / "cache" / f"audio-{val_key}") if val_key else None,
+    record = {"windows": str(_audio_cache(workdir, train_key)),
+              "val_windows": str(_audio_cache(workdir, val_key)) if val_key else None,
               "teacher_states": str(train_states)}
     (workdir / WINDOWS_RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
@@ -378,7 +383,7 @@ def train(cfg: TrainConfig) -> Path | None:
         key = cache_key({**key_parts, "clips": [(str(c.path), c.label, c.kw_start_s,
                                                  c.kw_end_s) for c in part],
                          "copies": copies, "tag": tag})
-        root = cfg.workdir / "cache" / f"audio-{key}"
+        root = _audio_cache(cfg.workdir, key)
         log.info("%s window audio: %s", tag, root)
         return build_windows(root, part, label_index, policy, copies,
                              cfg.seed + (0 if tag == "train" else 7919), audio_rows,
