@@ -45,9 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keyword windows weigh (1/frequency)^P in the loss (0: equal)")
     parser.add_argument("--label-smoothing", type=_fraction, default=0.0,
                         help="cross-entropy label smoothing in [0, 1) (0: one-hot targets)")
-    parser.add_argument("--ema-decay", type=_fraction, default=0.0,
-                        help="validate and keep an exponential moving average of the weights "
-                             "with this per-step decay (0: off; 0.998 averages ~500 steps)")
     parser.add_argument("--copies", type=int, default=1,
                         help="augmented passes over the training clips (1)")
     parser.add_argument("--heldout-copies", type=int, default=1,
@@ -162,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         heldout_max_clips=args.heldout_max_clips or None, finetune=args.finetune,
         fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       class_weight_power=args.class_weight_power,
-                      label_smoothing=args.label_smoothing, ema_decay=args.ema_decay,
+                      label_smoothing=args.label_smoothing,
                       max_steps=args.max_steps),
         max_clips=args.max_clips, max_windows=args.max_windows or None, augment=not args.no_augment,
         calibrate=not args.no_calibrate, final_eval=not args.no_final_eval,

@@ -6,10 +6,6 @@ validation windows, the weights of the epoch with the lowest validation loss are
 (`best.pt`) and returned: later epochs may learn the training voices at the others' expense.
 Plain cross entropy without label smoothing: smoothing caps the posteriors and makes
 thresholds less useful (measured on the prototype).
-
-With `ema_decay` > 0 an exponential moving average of the weights (torch's AveragedModel) is
-what gets validated, kept and returned: the one-cycle schedule is still near its peak learning
-rate when the head is best (epoch 2 of 6), so single-step weights are noisy there.
 """
 
 from __future__ import annotations
@@ -18,14 +14,12 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +34,6 @@ class FitConfig:
     max_steps: int | None = None  # stop early (tests, smoke runs)
     class_weight_power: float = 0.5  # 0: none; 1: inverse frequency
     label_smoothing: float = 0.0  # cross-entropy target smoothing (0: one-hot)
-    ema_decay: float = 0.0  # weight averaging per step (0: off; 0.998 ~ the last 500 steps)
     progress: bool = True
 
 
@@ -67,13 +60,11 @@ def _batches(n: int, batch: int, gen: torch.Generator) -> Iterator[torch.Tensor]
 
 
 def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched,
-                    state: FitState, gen: torch.Generator,
-                    ema: AveragedModel | None = None) -> None:
+                    state: FitState, gen: torch.Generator) -> None:
     """Atomic write, so a kill during the save leaves the previous checkpoint intact."""
     tmp = path.with_suffix(".tmp")
     torch.save({"model": {k: v for k, v in model.state_dict().items()},
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
                 "epoch": state.epoch, "step": state.step,
                 "history": state.history, "generator": gen.get_state(),
                 "torch_rng": torch.get_rng_state()}, tmp)
@@ -81,17 +72,12 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sc
 
 
 def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched,
-                    gen: torch.Generator, ema: AveragedModel | None = None) -> FitState:
+                    gen: torch.Generator) -> FitState:
     # weights_only: a checkpoint is data, never code (we wrote it, but still)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["scheduler"])
-    if ema is not None:
-        if ckpt.get("ema") is None:
-            raise ValueError(f"{path} was written without weight averaging; resume it without "
-                             "--ema-decay or start a new run")
-        ema.load_state_dict(ckpt["ema"])
     gen.set_state(ckpt["generator"])
     torch.set_rng_state(ckpt["torch_rng"])
     return FitState(epoch=int(ckpt["epoch"]), step=int(ckpt["step"]),
@@ -125,15 +111,11 @@ def fit(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
     total_steps = config.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=[g["lr"] for g in groups], total_steps=max(total_steps, 1), pct_start=0.1)
-    if not 0.0 <= config.ema_decay < 1.0:
-        raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) \
-        if config.ema_decay > 0 else None
     state = FitState()
     if resume:
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        state = load_checkpoint(ckpt_path, model, opt, sched, gen, ema)
+        state = load_checkpoint(ckpt_path, model, opt, sched, gen)
         log.info("resumed from %s after epoch %d", ckpt_path, state.epoch)
     bar = _progress(total_steps, config.progress, initial=state.step)
     try:
@@ -150,8 +132,6 @@ def fit(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
                 opt.step()
                 if state.step < total_steps:
                     sched.step()
-                if ema is not None:
-                    ema.update_parameters(model)
                 state.step += 1
                 losses.append(loss.item())
                 bar.update(1)
@@ -163,23 +143,16 @@ def fit(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
                      "train_loss": float(np.mean(losses)) if losses else None,
                      "first_loss": losses[0] if losses else None}
             if val_x is not None and val_y is not None and len(val_y):
-                if ema is None:
-                    entry.update(evaluate_windows(model, forward, val_x, val_y, loss_fn))
-                else:
-                    raw = evaluate_windows(model, forward, val_x, val_y, loss_fn)
-                    entry.update({"val_loss_raw": raw["val_loss"], "val_acc_raw": raw["val_acc"]})
-                    with _weights_of(model, ema):
-                        entry.update(evaluate_windows(model, forward, val_x, val_y, loss_fn))
+                entry.update(evaluate_windows(model, forward, val_x, val_y, loss_fn))
             state.history.append(entry)
             log.info("epoch %d: %s", state.epoch, json.dumps(
                 {k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}))
             if "val_loss" in entry and entry["val_loss"] <= min(
                     h.get("val_loss", np.inf) for h in state.history):
                 tmp = workdir / "best.pt.tmp"
-                kept = ema.module.state_dict() if ema is not None else model.state_dict()
-                torch.save({"epoch": state.epoch, "model": kept}, tmp)
+                torch.save({"epoch": state.epoch, "model": model.state_dict()}, tmp)
                 os.replace(tmp, workdir / "best.pt")
-            save_checkpoint(ckpt_path, model, opt, sched, state, gen, ema)
+            save_checkpoint(ckpt_path, model, opt, sched, state, gen)
             if config.max_steps is not None and state.step >= config.max_steps:
                 break
     finally:
@@ -190,21 +163,8 @@ def fit(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
         model.load_state_dict(saved["model"])
         state.best_epoch = int(saved["epoch"])
         log.info("kept the weights of epoch %d (lowest validation loss)", state.best_epoch)
-    elif ema is not None:
-        model.load_state_dict(ema.module.state_dict())
     model.eval()
     return state
-
-
-@contextmanager
-def _weights_of(model: nn.Module, ema: AveragedModel):
-    """Run `model` with the averaged weights for a while (the forward closure holds `model`)."""
-    own = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(ema.module.state_dict())
-    try:
-        yield
-    finally:
-        model.load_state_dict(own)
 
 
 @torch.no_grad()
