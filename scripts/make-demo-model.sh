@@ -92,14 +92,14 @@ if [[ -z "${ENCODER_GPU:-}" ]]; then
   [[ -d "$ENCODER" ]] || cp -r "$DATA_DIR/distill-run-real-4/encoder" "$ENCODER"
 fi
 stage head env DATA_DIR="$DATA_DIR" VERSION=12 THREADS=2 scripts/train-demo.sh "$ENCODER" "$OUT"
-enroll_targets() {  # the protocol at a few bank targets, then the largest within the bound
-  local t results=()
-  for t in 0.1 0.2 0.3 0.5; do
-    results+=("$DATA_DIR/enroll-select/target-$t.json")
+enroll_targets() {  # the protocol on 8 folds of callers at a few bank targets, then the largest
+  local f t results=()   # within the bound, pooled over the folds (~20 min)
+  for f in 0 1 2 3 4 5 6 7; do for t in 0.1 0.2 0.3; do
+    results+=("$DATA_DIR/enroll-select/f$f-t$t.json")
     nice -n 5 .venv/bin/python scripts/eval-enroll.py --model "$OUT" --train "$REAL_TRAIN" \
-      --select "$DATA_DIR/enroll-select" --protocols shots,personal --no-baseline --fa-target "$t" \
-      --cache "$DATA_DIR/enroll-select-cache" --json "${results[-1]}"
-  done
+      --select "$DATA_DIR/enroll-select/f$f" --select-fold "$f" --protocols shots,personal \
+      --no-baseline --fa-target "$t" --cache "$DATA_DIR/enroll-select-cache" --json "${results[-1]}"
+  done; done
   .venv/bin/python scripts/eval-enroll.py --model "$OUT" --choose-from "${results[@]}"
 }
 stage enroll-target enroll_targets

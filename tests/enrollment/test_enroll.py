@@ -199,6 +199,12 @@ def test_the_default_target_is_the_models_own(bundle, bank):
     assert own.fa_target_per_h == 5.0
     assert own.info["calibration"]["target_fa_per_h"] == 5.0
     assert own.threshold < plain.threshold      # more false alarms allowed: a lower threshold
+    # one example may have a target of its own; several examples keep the general one
+    model.meta = {**model.meta, "enrollment": {"fa_target_per_h": 5.0,
+                                               "fa_target_per_h_one_example": 0.5}}
+    assert enroll(model, "hey op", [example], bank=bank).keyword.fa_target_per_h == 0.5
+    assert default_fa_target(model, examples=3) == 5.0
+    assert default_fa_target(model, examples=1) == 0.5
 
 
 def test_recorded_files_are_cached_and_broken_files_left_out(bundle, tmp_path, capsys):

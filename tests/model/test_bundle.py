@@ -81,6 +81,8 @@ def test_hf_reads_bundle_encoder(bundle_dir) -> None:
     (lambda p: edit_meta(p, decision={"smoothing_ms": "400"}), "'decision.smoothing_ms'"),
     (lambda p: edit_meta(p, decision=[400]), "'decision' must be an object"),
     (lambda p: edit_meta(p, enrollment={"fa_target_per_h": 0}), "'enrollment.fa_target_per_h'"),
+    (lambda p: edit_meta(p, enrollment={"fa_target_per_h_one_example": True}),
+     "'enrollment.fa_target_per_h_one_example'"),
     (lambda p: edit_meta(p, enrollment={"fa_target_per_h": "1"}),
      "'enrollment.fa_target_per_h'"),
     (lambda p: edit_meta(p, enrollment=0.2), "'enrollment' must be an object"),

@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         if args.again:
             examples = store.kept_examples(name, args.dir)
             old = store.load(store._folder(Path(args.dir or store.keywords_dir()), name))
-            target = args.fa_target or old.fa_target_per_h
+            # a target the user asked for is kept; the model's default is the new model's
+            asked = old.info.get("fa_target_from") == "request"
+            target = args.fa_target or (old.fa_target_per_h if asked else None)
         elif args.text is not None:
             from kwsd.enrollment.text import synthetic_examples
 

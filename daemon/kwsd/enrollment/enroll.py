@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from kwsd.model.bundle import ModelBundle
 
 # False alarms per hour of the bank's speech, for a bundle whose kws.json names none
-# (`enrollment.fa_target_per_h`, chosen per encoder by scripts/enroll-fa-rates.py --choose).
+# (`enrollment.fa_target_per_h` and `fa_target_per_h_one_example`, chosen per encoder by
+# scripts/eval-enroll.py --select ... --choose-from).
 # Speech from the examples' own channel fires more often than the bank's mixed channels: with
 # kwsd-demo-8's encoder, 0.2 gave 0.5 (3 examples) and 1.1 (1 example) false alarms per hour per
 # keyword on real-train callers' telephone speech and under 0.2 on 2.6 h of its other speech;
@@ -27,10 +28,13 @@ if TYPE_CHECKING:
 DEFAULT_FA_PER_H = 0.2
 
 
-def default_fa_target(bundle: ModelBundle) -> float:
+def default_fa_target(bundle: ModelBundle, examples: int = 3) -> float:
     """The false-alarm target an enrollment gets when none is asked for: the bundle's own
-    (the right bank target differs between encoders), else DEFAULT_FA_PER_H."""
-    return float(bundle.meta.get("enrollment", {}).get("fa_target_per_h", DEFAULT_FA_PER_H))
+    (the right bank target differs between encoders, and one example's templates fire
+    differently from several's: `fa_target_per_h_one_example`), else DEFAULT_FA_PER_H."""
+    chosen = bundle.meta.get("enrollment", {})
+    many = float(chosen.get("fa_target_per_h", DEFAULT_FA_PER_H))
+    return float(chosen.get("fa_target_per_h_one_example", many)) if examples == 1 else many
 
 
 class EnrollmentError(ValueError):
@@ -72,8 +76,9 @@ def enroll(bundle: ModelBundle, name: str, examples: list[np.ndarray], *,
     `check_alike=False` skips the "unlike the others" check: renderings by different
     synthetic voices (`--text`) differ by design; the check is for a person's recordings."""
     t0 = time.perf_counter()
+    target_from = "model" if fa_target_per_h is None else "request"  # --again keeps a request
     if fa_target_per_h is None:
-        fa_target_per_h = default_fa_target(bundle)
+        fa_target_per_h = default_fa_target(bundle, len(examples))
     if len(examples) < min_examples:
         raise EnrollmentError(f"{len(examples)} example(s) given, at least {min_examples} needed")
     max_s = bundle.window_samples / bundle.sample_rate
@@ -93,7 +98,7 @@ def enroll(bundle: ModelBundle, name: str, examples: list[np.ndarray], *,
                          encoder_id=features.encoder_id(bundle), fa_target_per_h=fa_target_per_h)
     calibration = calibrate_keyword(bundle, kw, fa_target_per_h, bank, settings)
     kw.threshold = calibration["threshold"]
-    kw.info = {"calibration": calibration,
+    kw.info = {"calibration": calibration, "fa_target_from": target_from,
                "examples": [{"duration_s": round(c.duration_s, 3),
                              "level_dbfs": round(c.level_dbfs, 1)} for c in results]}
     return EnrollResult(kw, results, time.perf_counter() - t0, calibration)

@@ -110,11 +110,16 @@ def read_corpus_manifest(path: str | Path, keywords: list[str] | None = None
 _NOHASH = re.compile(r"_nohash_.*$")
 
 
+def speaker_percentile(speaker: str) -> float:
+    """Where a hash of the speaker id puts them in [0, 100): stable forever."""
+    h = int(hashlib.sha1(speaker.encode()).hexdigest(), 16)
+    return (h % 100_000) / 1000.0
+
+
 def speaker_held_out(speaker: str, percent: float) -> bool:
     """Speech Commands' own rule: a hash of the speaker id decides the split, stable forever,
     so one speaker is always on the same side."""
-    h = int(hashlib.sha1(speaker.encode()).hexdigest(), 16)
-    return (h % 100_000) / 1000.0 < percent
+    return speaker_percentile(speaker) < percent
 
 
 def _speaker_heldout(name: str, percent: float = 10.0) -> bool:

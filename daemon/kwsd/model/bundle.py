@@ -133,11 +133,12 @@ def validate_meta(meta: Any, where: Path | str = META_FILE) -> None:
     for name in ("training_data", "metrics", "streaming", "decision", "enrollment"):
         if name in meta and not isinstance(meta[name], dict):
             raise _err(where, f"{name!r} must be an object")
-    target = meta.get("enrollment", {}).get("fa_target_per_h")
-    if target is not None and (isinstance(target, bool) or not isinstance(target, int | float)
-                               or not 0 < target <= 100):
-        raise _err(where, f"'enrollment.fa_target_per_h' must be a number in (0, 100] (false "
-                   f"alarms per hour on the negative bank), got {target!r}")
+    for key in ("fa_target_per_h", "fa_target_per_h_one_example"):
+        target = meta.get("enrollment", {}).get(key)
+        if target is not None and (isinstance(target, bool) or not isinstance(target, int | float)
+                                   or not 0 < target <= 100):
+            raise _err(where, f"'enrollment.{key}' must be a number in (0, 100] (false alarms "
+                       f"per hour on the negative bank), got {target!r}")
     streaming = meta.get("streaming", {})
     if "cache_conv" in streaming and not isinstance(streaming["cache_conv"], bool):
         raise _err(where, f"'streaming.cache_conv' must be true or false, got "
