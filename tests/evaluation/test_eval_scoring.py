@@ -46,6 +46,21 @@ def test_manifest_errors_name_the_line(tmp_path):
         read_eval_manifest(bad)
 
 
+def test_a_keyword_label_without_a_time_span_is_left_out_by_name(tmp_path):
+    """WUW-II marks some sentences 0 / 0 (not time-labelled): scored as said at 0 s, the real
+    keyword later in the file would be a miss plus a false alarm, so the row is refused."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,keyword,kw_start_s,kw_end_s,in_sentence\n"
+                   "x.wav,think engine,0,0,True\ny.wav,operator,1.0,1.5,True\n"
+                   "z.wav,,0,0,False\nw.wav,voyager,2.0,1.5,True\n")
+    with pytest.raises(ManifestError, match=r"bad.csv:2: kw_end_s 0.0 is not after kw_start_s"):
+        read_eval_manifest(bad)
+    problems: list[str] = []
+    items = read_eval_manifest(bad, problems)
+    assert [i.file for i in items] == ["y.wav", "z.wav"]   # a keyword-free 0 / 0 row is fine
+    assert [p.split(": ")[0].rsplit(":", 1)[1] for p in problems] == ["2", "5"]
+
+
 def test_count_keyword_in_transcriptions():
     assert count_keyword("[click] ThinkEngine", "think engine") == 1
     assert count_keyword("a system within Think Engine and thinkengine", "think engine") == 2

@@ -95,8 +95,11 @@ def _parse_row(row: dict, where: str, path: Path) -> EvalItem:
     end = _parse_time(row.get("kw_end_s") or "", "kw_end_s", where)
     if keyword and (start is None or end is None):
         raise ManifestError(f"{where}: keyword {keyword!r} needs kw_start_s and kw_end_s")
-    if start is not None and end is not None and end < start:
-        raise ManifestError(f"{where}: kw_end_s {end} is before kw_start_s {start}")
+    if start is not None and end is not None and (end < start or (keyword and end == start)):
+        # 0 / 0 in WUW-II means "not time-labelled": scored at 0 s, the keyword said later
+        # would count as a miss and its detection as a false alarm
+        raise ManifestError(f"{where}: kw_end_s {end} is not after kw_start_s {start} (a "
+                            "keyword label needs the time it is said)")
     extra = {k: v for k, v in row.items() if k not in REQUIRED_COLUMNS and k}
     return EvalItem(
         file=file, path=(path.parent / file), keyword=keyword,
