@@ -173,15 +173,15 @@ def selection_set(train: Path, out: Path, fold: int = 0,
     from kwsd.evaluation.manifest import count_keyword
     from kwsd.head_training.dataset import speaker_held_out, speaker_percentile
 
-    if not 0 <= fold < FOLDS:
-        raise SystemExit(f"--select-fold must be 0..{FOLDS - 1}, got {fold}")
+    folds = round(100 / WUW_VAL_PERCENT)
+    if not 0 <= fold < folds:
+        raise SystemExit(f"--select-fold must be 0..{folds - 1}, got {fold}")
 
     with open(negatives.default_bank_path() / "sources.csv", newline="", encoding="utf-8") as f:
         in_bank = {r["file"] for r in csv.DictReader(f)}
 
     def in_fold(row: dict) -> bool:
-        return (int(speaker_percentile(row["speaker"]) // WUW_VAL_PERCENT) == fold
-                and row["file"] not in in_bank)
+        return int(speaker_percentile(row["speaker"]) // WUW_VAL_PERCENT) == fold
 
     train = train.resolve()
     dev_dir, train_dir = out / "dev", out / "train"
@@ -195,15 +195,14 @@ def selection_set(train: Path, out: Path, fold: int = 0,
             w.writerows({**r, "file": str(train / r["file"])} for r in rows)
 
     with open(train / "wuw-train.csv", newline="", encoding="utf-8") as f:
-        wuw_rows = list(csv.DictReader(f))
+        wuw_rows = [r for r in csv.DictReader(f) if r["file"] not in in_bank]
     fields = list(wuw_rows[0])
     write(dev_dir / "wuw-dev.csv", [r for r in wuw_rows if in_fold(r)], fields)
-    write(train_dir / "wuw-train.csv", [r for r in wuw_rows if not in_fold(r)
-                                        and r["file"] not in in_bank], fields)
+    write(train_dir / "wuw-train.csv", [r for r in wuw_rows if not in_fold(r)], fields)
     with open(train / "speech.csv", newline="", encoding="utf-8") as f:
-        speech_rows = list(csv.DictReader(f))
-    pool = [r for r in speech_rows if r["file"] not in in_bank
-            and speaker_held_out(r.get("speaker") or r["file"], SPEECH_VAL_PERCENT)]
+        speech_rows = [r for r in csv.DictReader(f) if r["file"] not in in_bank]
+    pool = [r for r in speech_rows
+            if speaker_held_out(r.get("speaker") or r["file"], SPEECH_VAL_PERCENT)]
     random.Random(0).shuffle(pool)
     chosen, total = [], 0.0
     for r in pool:
@@ -217,7 +216,6 @@ def selection_set(train: Path, out: Path, fold: int = 0,
     return dev_dir, train_dir
 
 
-FOLDS = 8  # callers split in eighths by hash (kwsd.corpus.real's one caller in eight)
 CHOOSE_MAX_PER_H = 5.0  # 3-shot false alarms per hour on the held-out callers (issue 12's bound)
 
 
