@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cross-entropy label smoothing in [0, 1) (0: one-hot targets)")
     parser.add_argument("--copies", type=int, default=1,
                         help="augmented passes over the training clips (1)")
+    parser.add_argument("--real-repeats", type=_positive_int, default=1, metavar="N",
+                        help="real recordings (kwsd.corpus.real) get N times the augmented "
+                             "passes of synthetic clips, so real voices weigh more (1)")
     parser.add_argument("--heldout-copies", type=int, default=1,
                         help="augmented passes over held-out voices for calibration (1)")
     parser.add_argument("--heldout-max-clips", type=int, default=1500,
@@ -109,6 +112,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -155,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         workdir=args.workdir or args.out.with_name(args.out.name + ".work"),
         encoder=args.encoder, keywords=keywords, name=args.name, version=args.version,
         window_ms=args.window_ms, hop_ms=args.hop_ms, copies=args.copies,
-        heldout_copies=args.heldout_copies,
+        real_repeats=args.real_repeats, heldout_copies=args.heldout_copies,
         heldout_max_clips=args.heldout_max_clips or None, finetune=args.finetune,
         fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       class_weight_power=args.class_weight_power,

@@ -67,6 +67,7 @@ class TrainConfig:
     window_ms: int = 1000
     hop_ms: int = 200
     copies: int = 1
+    real_repeats: int = 1  # real recordings listed this many times (each with `copies` passes)
     heldout_copies: int = 1
     heldout_max_clips: int | None = 1500  # for calibration and held-out figures
     finetune: str = "none"  # none | top | all
@@ -171,6 +172,18 @@ def _stream_states(states_fn, part, cfg, key_parts, policy, label_index, augment
                          lambda audio, starts: states_fn(audio, starts).numpy(), shape,
                          np.dtype(np.float16), augmenter, cfg.progress,
                          desc=f"{tag} features")
+
+
+def repeat_real(clips: list[Clip], repeats: int) -> list[Clip]:
+    """The training clips with every real recording listed `repeats` times: each listing gets
+    its own augmented passes, so the real voices weigh more than the many synthetic ones
+    without repeating identical windows."""
+    from kwsd.corpus.real import REAL_ENGINE
+
+    if repeats < 1:
+        raise TrainError(f"real repeats must be >= 1, got {repeats}")
+    real = [c for c in clips if c.engine == REAL_ENGINE]
+    return clips + real * (repeats - 1)
 
 
 def calibration_clips(held: list[Clip], cfg: TrainConfig) -> list[Clip]:
@@ -392,7 +405,8 @@ def train(cfg: TrainConfig) -> Path | None:
 
     t0 = time.time()
     val_clips = validation_clips(held_clips, cfg)
-    train_audio, train_key = audio_windows(train_clips, cfg.copies, "train")
+    window_clips = repeat_real(train_clips, cfg.real_repeats)
+    train_audio, train_key = audio_windows(window_clips, cfg.copies, "train")
     val_audio, val_key = audio_windows(val_clips, 1, "heldout") if val_clips else (None, "")
     if cfg.calibrate and held_clips:
         # encoder-independent too: write it now
@@ -410,7 +424,7 @@ def train(cfg: TrainConfig) -> Path | None:
         states_fn.encoder_id = enc_id
         if states_fn.use_stream:
             # approximate conv cache (group norm): only the live path itself gives its features
-            train_set = _stream_states(states_fn, train_clips, cfg, key_parts, policy,
+            train_set = _stream_states(states_fn, window_clips, cfg, key_parts, policy,
                                        label_index, augmenter, cfg.copies, "train")
             val_set = (_stream_states(states_fn, val_clips, cfg, key_parts, policy,
                                       label_index, augmenter, 1, "heldout")
@@ -475,7 +489,10 @@ def train(cfg: TrainConfig) -> Path | None:
                                            cfg.data),
                           "windows": dict(sorted(counts.items())),
                           "augmentation": ("kwsd.corpus.augment.Augmenter defaults "
-                                           f"({cfg.copies} augmented passes)")
+                                           f"({cfg.copies} augmented passes"
+                                           + (f", real recordings {cfg.real_repeats} times "
+                                              "as many" if cfg.real_repeats > 1 else "")
+                                           + ")")
                           if cfg.augment else "none",
                           "encoder": cfg.encoder, "finetune": cfg.finetune},
         "keyword_duration_s": keyword_durations(train_clips, keywords),
