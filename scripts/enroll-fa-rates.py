@@ -60,8 +60,7 @@ def main() -> int:
     train = Path(args.train).resolve()
     cache = Path(args.cache) / encoder_id(bundle).split(":")[-1]
     cache.mkdir(parents=True, exist_ok=True)
-    in_bank = {r["file"] for r in csv.DictReader(open(negatives.default_bank_path()
-                                                      / "sources.csv"))}
+    in_bank = negatives.bank_source_files()
     wuw = [r for r in csv.DictReader(open(train / "wuw-train.csv"))
            if not speaker_held_out(r["speaker"], WUW_VAL_PERCENT) and r["file"] not in in_bank]
     other = [r for r in csv.DictReader(open(train / "speech.csv")) if r["file"] not in in_bank]

@@ -177,8 +177,7 @@ def selection_set(train: Path, out: Path, fold: int = 0,
     if not 0 <= fold < folds:
         raise SystemExit(f"--select-fold must be 0..{folds - 1}, got {fold}")
 
-    with open(negatives.default_bank_path() / "sources.csv", newline="", encoding="utf-8") as f:
-        in_bank = {r["file"] for r in csv.DictReader(f)}
+    in_bank = negatives.bank_source_files()
 
     def in_fold(row: dict) -> bool:
         return int(speaker_percentile(row["speaker"]) // WUW_VAL_PERCENT) == fold

@@ -11,6 +11,7 @@ extrapolated to the target rate.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 import os
@@ -44,6 +45,14 @@ def default_bank_path() -> Path:
         if candidate.is_dir():
             return candidate
     return here.parents[3] / "models" / "negatives"
+
+
+def bank_source_files(bank: Path | None = None) -> set[str]:
+    """The real-train files (paths as its manifests name them) the bank's audio was cut from
+    (its sources.csv): measurements of false alarms must not count them, thresholds are set
+    on them."""
+    with open((bank or default_bank_path()) / "sources.csv", newline="", encoding="utf-8") as f:
+        return {row["file"] for row in csv.DictReader(f)}
 
 
 def cache_dir() -> Path:

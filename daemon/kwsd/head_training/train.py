@@ -484,15 +484,13 @@ def train(cfg: TrainConfig) -> Path | None:
         cal_s = time.time() - t0
     elif cfg.calibrate:
         log.warning("no held-out clips: thresholds stay at 0.5 (not calibrated)")
+    passes = f"{cfg.copies} augmented passes" + (
+        f", real recordings {cfg.real_repeats} times as many" if cfg.real_repeats > 1 else "")
     meta.update({
         "training_data": {**summarize_data(train_clips + held_clips, keywords, source,
                                            cfg.data),
                           "windows": dict(sorted(counts.items())),
-                          "augmentation": ("kwsd.corpus.augment.Augmenter defaults "
-                                           f"({cfg.copies} augmented passes"
-                                           + (f", real recordings {cfg.real_repeats} times "
-                                              "as many" if cfg.real_repeats > 1 else "")
-                                           + ")")
+                          "augmentation": f"kwsd.corpus.augment.Augmenter defaults ({passes})"
                           if cfg.augment else "none",
                           "encoder": cfg.encoder, "finetune": cfg.finetune},
         "keyword_duration_s": keyword_durations(train_clips, keywords),
