@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from kwsd.head_training.features import with_top_recomputed
+from kwsd.head_training.fit import class_weights
 from kwsd.model.cascade import StageOne, StageOneConfig, keyword_probability
 
 log = logging.getLogger(__name__)
@@ -156,12 +157,6 @@ class StageOneFit:
     label_weight: float = 0.5  # with a teacher: target = w * label + (1 - w) * head posterior
 
 
-def _class_weights(labels: np.ndarray, n: int, power: float) -> torch.Tensor:
-    counts = np.bincount(labels, minlength=n).astype(np.float64)
-    w = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1)) ** power, 0.0)
-    return torch.tensor(w / w[counts > 0].mean(), dtype=torch.float32)
-
-
 def train_stage_one(train: WindowAudio, val: WindowAudio | None, num_labels: int,
                     workdir: Path, fit: StageOneFit | None = None,
                     n_mels: int = 40, teacher: np.ndarray | None = None
@@ -184,7 +179,7 @@ def train_stage_one(train: WindowAudio, val: WindowAudio | None, num_labels: int
         drop = np.random.default_rng(fit.seed).permutation(unknown)[fit.max_negatives:]
         rows = np.setdiff1d(rows, drop)
     labels = torch.from_numpy(train.labels)
-    weights = _class_weights(train.labels[rows], num_labels, fit.class_weight_power)
+    weights = class_weights(train.labels[rows], num_labels, fit.class_weight_power)
     val_feats = cached_features(val, model, workdir) if val is not None else None
     opt = torch.optim.AdamW(model.parameters(), lr=fit.lr, weight_decay=fit.weight_decay)
     steps = fit.epochs * -(-len(rows) // fit.batch_size)
