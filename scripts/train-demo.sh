@@ -31,6 +31,7 @@ EPOCHS=${EPOCHS:-6}                 # 15 overfit the temporal head (val loss ros
 TEMPORAL_LAYERS=${TEMPORAL_LAYERS:-3}  # dilated convolutions over frames in the head (kwsd-demo-7)
 COPIES=${COPIES:-2}                 # augmented passes over the training clips
 REAL_REPEATS=${REAL_REPEATS:-2}     # real recordings get this many times COPIES passes (kwsd-demo-15)
+SYNTHETIC_ONLY_REPEATS=${SYNTHETIC_ONLY_REPEATS:-1}  # and synthetic clips of keywords no real recording says
 HELDOUT=${HELDOUT:-2000}            # held-out clips for calibration (and as many for the test)
 MAX_WINDOWS=${MAX_WINDOWS:-0}       # 0: all windows; N: every keyword window + a sample of the others
 THREADS=${THREADS:-1}
@@ -76,7 +77,8 @@ fi
 nice -n 10 $KWSD train --data "$DATA" --encoder "$ENCODER" --out "$OUT" --workdir "$WORK" \
   --keywords "$KEYWORDS" --name kwsd-demo --version "${VERSION:-1}" --mlp-dim 128 \
   --temporal-layers "$TEMPORAL_LAYERS" \
-  --epochs "$EPOCHS" --copies "$COPIES" --real-repeats "$REAL_REPEATS" --heldout-max-clips "$HELDOUT" --max-windows "$MAX_WINDOWS" --no-final-eval \
+  --epochs "$EPOCHS" --copies "$COPIES" --real-repeats "$REAL_REPEATS" \
+  --synthetic-only-repeats "$SYNTHETIC_ONLY_REPEATS" --heldout-max-clips "$HELDOUT" --max-windows "$MAX_WINDOWS" --no-final-eval \
   --calibrate-on real --fa-targets "$FA_TARGETS" \
   --threads "$THREADS" --jobs "$JOBS" --resume $EXTRA
 [[ " $EXTRA " == *" --prepare-only "* ]] && exit 0   # caches only (the encoder is still training)

@@ -295,7 +295,8 @@ def test_label_smoothing_keeps_a_learnt_model_off_certainty(tmp_path):
 @pytest.mark.parametrize("option,value", [("--label-smoothing", "1"),
                                           ("--label-smoothing", "-0.1"),
                                           ("--class-weight-power", "-1"),
-                                          ("--real-repeats", "0")])
+                                          ("--real-repeats", "0"),
+                                          ("--synthetic-only-repeats", "0")])
 def test_bad_loss_options_are_refused(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "b"), option, value])
@@ -304,32 +305,38 @@ def test_bad_loss_options_are_refused(tmp_path, capsys, option, value):
 
 
 def test_real_recordings_get_more_passes_each_its_own(tmp_path):
-    """`real_repeats` lists real clips again (synthetic ones once), and every listing is its
-    own augmented pass: the windows of a repeated clip differ from its first ones."""
+    """`real_repeats` lists real clips again, `synthetic_only_repeats` the synthetic clips of
+    keywords no real clip says (other synthetic clips once), and every listing is its own
+    augmented pass: the windows of a repeated clip differ from its first ones."""
     from kwsd.audio.audiofile import write_wav_16k
     from kwsd.head_training.dataset import Clip
     from kwsd.head_training.examples import WindowPolicy
     from kwsd.head_training.features import build_windows
-    from kwsd.head_training.train import repeat_real
+    from kwsd.head_training.train import repeat_clips
 
     rng = np.random.default_rng(0)
     clips = []
-    for name, engine in (("a", "real"), ("b", "espeak")):
+    for name, engine, label in (("a", "real", "computer"), ("b", "espeak", "computer"),
+                                ("c", "espeak", "blueberry"), ("d", "espeak", "_unknown_")):
         path = tmp_path / f"{name}.wav"
         write_wav_16k(path, (rng.standard_normal(24000) * 3000).astype(np.int16))
-        clips.append(Clip(path=path, label="computer", kw_start_s=0.5, kw_end_s=1.0,
+        clips.append(Clip(path=path, label=label, kw_start_s=0.5, kw_end_s=1.0,
                           engine=engine))
-    listed = repeat_real(clips, 3)
-    assert [c.engine for c in listed] == ["real", "espeak", "real", "real"]
-    assert repeat_real(clips, 1) == clips
-    with pytest.raises(TrainError, match="real repeats must be >= 1"):
-        repeat_real(clips, 0)
+    listed = repeat_clips(clips, 3)
+    assert [c.path.stem for c in listed] == ["a", "b", "c", "d", "a", "a"]
+    assert repeat_clips(clips, 1) == clips
+    both = repeat_clips(clips, 2, 3)
+    assert [c.path.stem for c in both] == ["a", "b", "c", "d", "a", "c", "c"]
+    for bad in ((0, 1), (1, 0)):
+        with pytest.raises(TrainError, match="repeats must be >= 1"):
+            repeat_clips(clips, *bad)
     policy = WindowPolicy(window=16000, hop=3200)
-    windows = build_windows(tmp_path / "w", listed, {"computer": 0, "_unknown_": 1,
-                                                      "_silence_": 2}, policy, 1, 0,
+    windows = build_windows(tmp_path / "w", listed, {"computer": 0, "blueberry": 1,
+                                                      "_unknown_": 2, "_silence_": 3},
+                            policy, 1, 0,
                             lambda audio, starts: np.stack([audio[s:s + 16000]
                                                             for s in starts]),
                             (16000,), np.dtype(np.int16), progress=False)
-    by_clip = [np.asarray(windows.x)[windows.clip == i] for i in (0, 2, 3)]
+    by_clip = [np.asarray(windows.x)[windows.clip == i] for i in (0, 4, 5)]
     assert all(len(rows) for rows in by_clip)
     assert not np.array_equal(by_clip[0][0], by_clip[1][0])

@@ -50,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real-repeats", type=_positive_int, default=1, metavar="N",
                         help="real recordings (kwsd.corpus.real) get N times the augmented "
                              "passes of synthetic clips, so real voices weigh more (1)")
+    parser.add_argument("--synthetic-only-repeats", type=_positive_int, default=1, metavar="N",
+                        help="synthetic clips of keywords that no real recording says get N "
+                             "times the passes, so those keywords keep their share beside "
+                             "--real-repeats (1)")
     parser.add_argument("--heldout-copies", type=int, default=1,
                         help="augmented passes over held-out voices for calibration (1)")
     parser.add_argument("--heldout-max-clips", type=int, default=1500,
@@ -165,7 +169,9 @@ def run(args: argparse.Namespace) -> int:
         workdir=args.workdir or args.out.with_name(args.out.name + ".work"),
         encoder=args.encoder, keywords=keywords, name=args.name, version=args.version,
         window_ms=args.window_ms, hop_ms=args.hop_ms, copies=args.copies,
-        real_repeats=args.real_repeats, heldout_copies=args.heldout_copies,
+        real_repeats=args.real_repeats,
+        synthetic_only_repeats=args.synthetic_only_repeats,
+        heldout_copies=args.heldout_copies,
         heldout_max_clips=args.heldout_max_clips or None, finetune=args.finetune,
         fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       class_weight_power=args.class_weight_power,

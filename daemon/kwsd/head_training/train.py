@@ -68,6 +68,7 @@ class TrainConfig:
     hop_ms: int = 200
     copies: int = 1
     real_repeats: int = 1  # real recordings listed this many times (each with `copies` passes)
+    synthetic_only_repeats: int = 1  # so are synthetic clips of keywords no real clip says
     heldout_copies: int = 1
     heldout_max_clips: int | None = 1500  # for calibration and held-out figures
     finetune: str = "none"  # none | top | all
@@ -174,16 +175,24 @@ def _stream_states(states_fn, part, cfg, key_parts, policy, label_index, augment
                          desc=f"{tag} features")
 
 
-def repeat_real(clips: list[Clip], repeats: int) -> list[Clip]:
-    """The training clips with every real recording listed `repeats` times: each listing gets
-    its own augmented passes, so the real voices weigh more than the many synthetic ones
-    without repeating identical windows."""
+def repeat_clips(clips: list[Clip], real_repeats: int,
+                 synthetic_only_repeats: int = 1) -> list[Clip]:
+    """The training clips with every real recording listed `real_repeats` times, and every
+    synthetic clip of a keyword that no real recording says `synthetic_only_repeats` times.
+
+    Each listing gets its own augmented passes, so the real voices weigh more than the many
+    synthetic ones without repeating identical windows; the second count lets the keywords
+    that only synthetic voices say keep their share of the loss beside the real ones."""
     from kwsd.corpus.real import REAL_ENGINE
 
-    if repeats < 1:
-        raise TrainError(f"real repeats must be >= 1, got {repeats}")
+    for name, repeats in (("real", real_repeats), ("synthetic-only", synthetic_only_repeats)):
+        if repeats < 1:
+            raise TrainError(f"{name} repeats must be >= 1, got {repeats}")
+    heard = {c.label for c in clips if c.engine == REAL_ENGINE}
     real = [c for c in clips if c.engine == REAL_ENGINE]
-    return clips + real * (repeats - 1)
+    unheard = [c for c in clips if c.engine != REAL_ENGINE and c.label not in heard
+               and c.label not in (UNKNOWN, SILENCE)]
+    return clips + real * (real_repeats - 1) + unheard * (synthetic_only_repeats - 1)
 
 
 def calibration_clips(held: list[Clip], cfg: TrainConfig) -> list[Clip]:
@@ -405,7 +414,7 @@ def train(cfg: TrainConfig) -> Path | None:
 
     t0 = time.time()
     val_clips = validation_clips(held_clips, cfg)
-    window_clips = repeat_real(train_clips, cfg.real_repeats)
+    window_clips = repeat_clips(train_clips, cfg.real_repeats, cfg.synthetic_only_repeats)
     train_audio, train_key = audio_windows(window_clips, cfg.copies, "train")
     val_audio, val_key = audio_windows(val_clips, 1, "heldout") if val_clips else (None, "")
     if cfg.calibrate and held_clips:
@@ -485,7 +494,9 @@ def train(cfg: TrainConfig) -> Path | None:
     elif cfg.calibrate:
         log.warning("no held-out clips: thresholds stay at 0.5 (not calibrated)")
     passes = f"{cfg.copies} augmented passes" + (
-        f", real recordings {cfg.real_repeats} times as many" if cfg.real_repeats > 1 else "")
+        f", real recordings {cfg.real_repeats} times as many" if cfg.real_repeats > 1 else "") + (
+        f", synthetic clips of keywords without real recordings {cfg.synthetic_only_repeats}"
+        " times as many" if cfg.synthetic_only_repeats > 1 else "")
     meta.update({
         "training_data": {**summarize_data(train_clips + held_clips, keywords, source,
                                            cfg.data),
