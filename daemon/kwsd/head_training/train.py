@@ -270,7 +270,9 @@ def make_bundle(encoder, head: KeywordHead, meta: dict, path: Path) -> ModelBund
                        encoder=encoder, head=head, meta=meta)
 
 
-def _augmenter(clips: list[Clip], enabled: bool, seed: int):
+def training_augmenter(clips: list[Clip], enabled: bool, seed: int):
+    """The run's augmenter (None when off): its babble is cut from training sentences, so an
+    evaluation set built with it hears the same channel as the training windows."""
     if not enabled:
         return None
     from kwsd.audio.audiofile import read_audio_16k
@@ -389,7 +391,7 @@ def train(cfg: TrainConfig) -> Path | None:
         head = KeywordHead(head_config_for(meta, encoder.config))
     bundle = make_bundle(encoder, head, meta, cfg.out)
     policy = WindowPolicy(window=bundle.window_samples, hop=bundle.hop_samples)
-    augmenter = _augmenter(clips, cfg.augment, cfg.seed)
+    augmenter = training_augmenter(clips, cfg.augment, cfg.seed)
     label_index = {lab: i for i, lab in enumerate(labels)}
     from_audio = cfg.finetune == "all"  # "top" trains from the cached states, like the head
     key_parts = {"window": policy.window, "hop": policy.hop,
