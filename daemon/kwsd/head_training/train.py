@@ -188,8 +188,8 @@ def repeat_clips(clips: list[Clip], real_repeats: int,
     for name, repeats in (("real", real_repeats), ("synthetic-only", synthetic_only_repeats)):
         if repeats < 1:
             raise TrainError(f"{name} repeats must be >= 1, got {repeats}")
-    heard = {c.label for c in clips if c.engine == REAL_ENGINE}
     real = [c for c in clips if c.engine == REAL_ENGINE]
+    heard = {c.label for c in real}
     unheard = [c for c in clips if c.engine != REAL_ENGINE and c.label not in heard
                and c.label not in (UNKNOWN, SILENCE)]
     return clips + real * (real_repeats - 1) + unheard * (synthetic_only_repeats - 1)
@@ -495,16 +495,18 @@ def train(cfg: TrainConfig) -> Path | None:
         cal_s = time.time() - t0
     elif cfg.calibrate:
         log.warning("no held-out clips: thresholds stay at 0.5 (not calibrated)")
-    passes = f"{cfg.copies} augmented passes" + (
-        f", real recordings {cfg.real_repeats} times as many" if cfg.real_repeats > 1 else "") + (
-        f", synthetic clips of keywords without real recordings {cfg.synthetic_only_repeats}"
-        " times as many" if cfg.synthetic_only_repeats > 1 else "")
+    passes = [f"{cfg.copies} augmented passes"]
+    if cfg.real_repeats > 1:
+        passes.append(f"real recordings {cfg.real_repeats} times as many")
+    if cfg.synthetic_only_repeats > 1:
+        passes.append(f"synthetic clips of keywords without real recordings "
+                      f"{cfg.synthetic_only_repeats} times as many")
+    augmentation = f"kwsd.corpus.augment.Augmenter defaults ({', '.join(passes)})"
     meta.update({
         "training_data": {**summarize_data(train_clips + held_clips, keywords, source,
                                            cfg.data),
                           "windows": dict(sorted(counts.items())),
-                          "augmentation": f"kwsd.corpus.augment.Augmenter defaults ({passes})"
-                          if cfg.augment else "none",
+                          "augmentation": augmentation if cfg.augment else "none",
                           "encoder": cfg.encoder, "finetune": cfg.finetune},
         "keyword_duration_s": keyword_durations(train_clips, keywords),
         "metrics": metrics,
