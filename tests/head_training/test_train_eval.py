@@ -296,7 +296,8 @@ def test_label_smoothing_keeps_a_learnt_model_off_certainty(tmp_path):
                                           ("--label-smoothing", "-0.1"),
                                           ("--class-weight-power", "-1"),
                                           ("--real-repeats", "0"),
-                                          ("--synthetic-only-repeats", "0")])
+                                          ("--synthetic-only-repeats", "0"),
+                                          ("--real-negative-repeats", "0")])
 def test_bad_loss_options_are_refused(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "b"), option, value])
@@ -305,9 +306,10 @@ def test_bad_loss_options_are_refused(tmp_path, capsys, option, value):
 
 
 def test_real_recordings_get_more_passes_each_its_own(tmp_path):
-    """`real_repeats` lists real clips again, `synthetic_only_repeats` the synthetic clips of
-    keywords no real clip says (other synthetic clips once), and every listing is its own
-    augmented pass: the windows of a repeated clip differ from its first ones."""
+    """`real_repeats` lists real clips again (keyword-free ones `real_negative_repeats` times
+    when given), `synthetic_only_repeats` the synthetic clips of keywords no real clip says
+    (other synthetic clips once), and every listing is its own augmented pass: the windows of
+    a repeated clip differ from its first ones."""
     from kwsd.audio.audiofile import write_wav_16k
     from kwsd.head_training.dataset import Clip
     from kwsd.head_training.examples import WindowPolicy
@@ -322,12 +324,18 @@ def test_real_recordings_get_more_passes_each_its_own(tmp_path):
         write_wav_16k(path, (rng.standard_normal(24000) * 3000).astype(np.int16))
         clips.append(Clip(path=path, label=label, kw_start_s=0.5, kw_end_s=1.0,
                           engine=engine))
+    real_speech = Clip(path=tmp_path / "e.wav", label="_unknown_", engine="real")
     listed = repeat_clips(clips, 3)
     assert [c.path.stem for c in listed] == ["a", "b", "c", "d", "a", "a"]
     assert repeat_clips(clips, 1) == clips
     both = repeat_clips(clips, 2, 3)
     assert [c.path.stem for c in both] == ["a", "b", "c", "d", "a", "c", "c"]
-    for bad in ((0, 1), (1, 0)):
+    negatives_once = repeat_clips(clips + [real_speech], 3, 1, 1)
+    assert [c.path.stem for c in negatives_once] == ["a", "b", "c", "d", "e", "a", "a"]
+    assert [c.path.stem for c in repeat_clips(clips + [real_speech], 1, 1, 2)] == \
+        ["a", "b", "c", "d", "e", "e"]
+    assert repeat_clips(clips + [real_speech], 2) == repeat_clips(clips + [real_speech], 2, 1, 2)
+    for bad in ((0, 1), (1, 0), (1, 1, 0)):
         with pytest.raises(TrainError, match="repeats must be >= 1"):
             repeat_clips(clips, *bad)
     policy = WindowPolicy(window=16000, hop=3200)

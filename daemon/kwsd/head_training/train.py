@@ -69,6 +69,7 @@ class TrainConfig:
     copies: int = 1
     real_repeats: int = 1  # real recordings listed this many times (each with `copies` passes)
     synthetic_only_repeats: int = 1  # so are synthetic clips of keywords no real clip says
+    real_negative_repeats: int | None = None  # real recordings of no keyword (None: real_repeats)
     heldout_copies: int = 1
     heldout_max_clips: int | None = 1500  # for calibration and held-out figures
     finetune: str = "none"  # none | top | all
@@ -175,24 +176,35 @@ def _stream_states(states_fn, part, cfg, key_parts, policy, label_index, augment
                          desc=f"{tag} features")
 
 
-def repeat_clips(clips: list[Clip], real_repeats: int,
-                 synthetic_only_repeats: int = 1) -> list[Clip]:
-    """The training clips with every real recording listed `real_repeats` times, and every
-    synthetic clip of a keyword that no real recording says `synthetic_only_repeats` times.
+def repeat_clips(clips: list[Clip], real_repeats: int, synthetic_only_repeats: int = 1,
+                 real_negative_repeats: int | None = None) -> list[Clip]:
+    """The training clips with every real recording listed `real_repeats` times (those that say
+    no keyword `real_negative_repeats` times, if given), and every synthetic clip of a keyword
+    that no real recording says `synthetic_only_repeats` times.
 
     Each listing gets its own augmented passes, so the real voices weigh more than the many
     synthetic ones without repeating identical windows; the second count lets the keywords
-    that only synthetic voices say keep their share of the loss beside the real ones."""
+    that only synthetic voices say keep their share of the loss beside the real ones; the
+    third lets real keyword-free speech weigh less than real keywords."""
     from kwsd.corpus.real import REAL_ENGINE
 
-    for name, repeats in (("real", real_repeats), ("synthetic-only", synthetic_only_repeats)):
+    if real_negative_repeats is None:
+        real_negative_repeats = real_repeats
+    for name, repeats in (("real", real_repeats), ("synthetic-only", synthetic_only_repeats),
+                          ("real-negative", real_negative_repeats)):
         if repeats < 1:
             raise TrainError(f"{name} repeats must be >= 1, got {repeats}")
     real = [c for c in clips if c.engine == REAL_ENGINE]
     heard = {c.label for c in real}
     unheard = [c for c in clips if c.engine != REAL_ENGINE and c.label not in heard
                and c.label not in (UNKNOWN, SILENCE)]
-    return clips + real * (real_repeats - 1) + unheard * (synthetic_only_repeats - 1)
+
+    def listings(clip: Clip) -> int:
+        return real_negative_repeats if clip.label in (UNKNOWN, SILENCE) else real_repeats
+
+    again = [c for n in range(1, max(real_repeats, real_negative_repeats))
+             for c in real if n < listings(c)]
+    return clips + again + unheard * (synthetic_only_repeats - 1)
 
 
 def calibration_clips(held: list[Clip], cfg: TrainConfig) -> list[Clip]:
@@ -416,7 +428,8 @@ def train(cfg: TrainConfig) -> Path | None:
 
     t0 = time.time()
     val_clips = validation_clips(held_clips, cfg)
-    window_clips = repeat_clips(train_clips, cfg.real_repeats, cfg.synthetic_only_repeats)
+    window_clips = repeat_clips(train_clips, cfg.real_repeats, cfg.synthetic_only_repeats,
+                                cfg.real_negative_repeats)
     train_audio, train_key = audio_windows(window_clips, cfg.copies, "train")
     val_audio, val_key = audio_windows(val_clips, 1, "heldout") if val_clips else (None, "")
     if cfg.calibrate and held_clips:
@@ -496,7 +509,11 @@ def train(cfg: TrainConfig) -> Path | None:
     elif cfg.calibrate:
         log.warning("no held-out clips: thresholds stay at 0.5 (not calibrated)")
     passes = [f"{cfg.copies} augmented passes"]
-    if cfg.real_repeats > 1:
+    real_negative_repeats = cfg.real_negative_repeats or cfg.real_repeats
+    if real_negative_repeats != cfg.real_repeats:
+        passes.append(f"real recordings of a keyword {cfg.real_repeats} times as many, "
+                      f"real recordings of none {real_negative_repeats} times")
+    elif cfg.real_repeats > 1:
         passes.append(f"real recordings {cfg.real_repeats} times as many")
     if cfg.synthetic_only_repeats > 1:
         passes.append(f"synthetic clips of keywords without real recordings "
