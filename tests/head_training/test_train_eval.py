@@ -297,7 +297,8 @@ def test_label_smoothing_keeps_a_learnt_model_off_certainty(tmp_path):
                                           ("--class-weight-power", "-1"),
                                           ("--real-repeats", "0"),
                                           ("--synthetic-only-repeats", "0"),
-                                          ("--real-negative-repeats", "0")])
+                                          ("--real-negative-repeats", "0"),
+                                          ("--average-fits", "0")])
 def test_bad_loss_options_are_refused(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "b"), option, value])
@@ -348,3 +349,36 @@ def test_real_recordings_get_more_passes_each_its_own(tmp_path):
     by_clip = [np.asarray(windows.x)[windows.clip == i] for i in (0, 4, 5)]
     assert all(len(rows) for rows in by_clip)
     assert not np.array_equal(by_clip[0][0], by_clip[1][0])
+
+
+def test_average_fits_ships_the_mean_of_fits_from_one_start(tiny_corpus, tmp_path):
+    """`average_fits` fits the head from the same initial weights in other batch orders and
+    ships the average of the weights each fit kept; the first fit is the single-fit run's."""
+    from safetensors.torch import load_file
+
+    out = train(_cfg(tiny_corpus, tmp_path, average_fits=2, calibrate=False,
+                     final_eval=False))
+    meta = json.loads((out / "kws.json").read_text())
+    averaged = meta["metrics"]["averaged_fits"]
+    assert averaged["seeds"] == [0, 1] and meta["training"]["average_fits"] == 2
+    assert averaged["val_loss"] > 0 and len(averaged["fit_val_loss"]) == 2
+    kept = [torch.load(p / "best.pt", weights_only=True)["model"]
+            for p in sorted((tmp_path / "work").glob("run-*"))]
+    assert len(kept) == 2
+    assert any(not torch.equal(a, b) for a, b in zip(kept[0].values(), kept[1].values(),
+                                                      strict=True))
+    shipped = load_file(out / "head.safetensors")
+    for name, value in shipped.items():
+        mean = (kept[0]["head." + name] + kept[1]["head." + name]) / 2
+        assert torch.allclose(value, mean, atol=1e-6), name
+    single = train(_cfg(tiny_corpus, tmp_path / "one", calibrate=False, final_eval=False,
+                        workdir=tmp_path / "work-one"))  # the same seed, the same order
+    first = load_file(single / "head.safetensors")
+    assert all(torch.equal(first[k], kept[0]["head." + k].to(first[k].dtype)) for k in first)
+
+
+def test_average_fits_is_refused_where_it_cannot_average(tiny_corpus, tmp_path):
+    with pytest.raises(TrainError, match="--finetune none"):
+        train(_cfg(tiny_corpus, tmp_path, average_fits=2, finetune="top"))
+    with pytest.raises(TrainError, match="at least 1"):
+        train(_cfg(tiny_corpus, tmp_path, average_fits=0))

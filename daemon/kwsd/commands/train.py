@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real-negative-repeats", type=_positive_int, default=None, metavar="N",
                         help="real recordings that say no keyword get N times the passes "
                              "instead (default: as --real-repeats)")
+    parser.add_argument("--average-fits", type=_positive_int, default=1, metavar="N",
+                        help="fit the head N times from the same start in other batch orders "
+                             "and ship the average of their weights: less a draw of one "
+                             "order (1)")
     parser.add_argument("--heldout-copies", type=int, default=1,
                         help="augmented passes over held-out voices for calibration (1)")
     parser.add_argument("--heldout-max-clips", type=int, default=1500,
@@ -174,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         window_ms=args.window_ms, hop_ms=args.hop_ms, copies=args.copies,
         real_repeats=args.real_repeats,
         synthetic_only_repeats=args.synthetic_only_repeats,
-        real_negative_repeats=args.real_negative_repeats,
+        real_negative_repeats=args.real_negative_repeats, average_fits=args.average_fits,
         heldout_copies=args.heldout_copies,
         heldout_max_clips=args.heldout_max_clips or None, finetune=args.finetune,
         fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

@@ -53,6 +53,28 @@ def class_weights(labels: np.ndarray, n_classes: int, power: float) -> torch.Ten
     return torch.tensor(w, dtype=torch.float32)
 
 
+def loss_function(train_y: np.ndarray, n_classes: int, config: FitConfig) -> nn.Module:
+    """The training loss: cross entropy with the training windows' class weights."""
+    weights = class_weights(np.asarray(train_y), n_classes, config.class_weight_power)
+    return nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+
+
+def average_weights(state_dicts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Uniform average of fits' weights ("model soup"). Meaningful only for fits that started
+    from the same weights: they stay in one basin, and the average is less a draw of the batch
+    order than any one fit (session 21: lower validation loss than each of three)."""
+    if not state_dicts:
+        raise ValueError("no weights to average")
+    keys = state_dicts[0].keys()
+    if any(sd.keys() != keys for sd in state_dicts):
+        raise ValueError("the fits to average have different parameters")
+    for k, v in state_dicts[0].items():
+        if not v.is_floating_point():
+            raise ValueError(f"cannot average the non-float weight {k!r}")
+    return {k: torch.stack([sd[k].float() for sd in state_dicts]).mean(0).to(
+        state_dicts[0][k].dtype) for k in keys}
+
+
 def _batches(n: int, batch: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
     order = torch.randperm(n, generator=gen)
     for i in range(0, n, batch):
@@ -104,8 +126,7 @@ def fit(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
     groups = model.param_groups(config.lr) if hasattr(model, "param_groups") else \
         [{"params": params, "lr": config.lr}]
     opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-    weights = class_weights(np.asarray(train_y), n_classes, config.class_weight_power)
-    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+    loss_fn = loss_function(train_y, n_classes, config)
     n = len(train_y)
     steps_per_epoch = -(-n // config.batch_size)
     total_steps = config.epochs * steps_per_epoch

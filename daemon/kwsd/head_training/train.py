@@ -44,7 +44,13 @@ from kwsd.head_training.features import (
     file_digest,
     with_top_recomputed,
 )
-from kwsd.head_training.fit import FitConfig, fit
+from kwsd.head_training.fit import (
+    FitConfig,
+    average_weights,
+    evaluate_windows,
+    fit,
+    loss_function,
+)
 from kwsd.model.bundle import ModelBundle, head_config_for, make_meta, save_bundle
 from kwsd.model.head import KeywordHead
 
@@ -70,6 +76,7 @@ class TrainConfig:
     real_repeats: int = 1  # real recordings listed this many times (each with `copies` passes)
     synthetic_only_repeats: int = 1  # so are synthetic clips of keywords no real clip says
     real_negative_repeats: int | None = None  # real recordings of no keyword (None: real_repeats)
+    average_fits: int = 1  # fit the head N times (batch-order seeds seed..seed+N-1), average them
     heldout_copies: int = 1
     heldout_max_clips: int | None = 1500  # for calibration and held-out figures
     finetune: str = "none"  # none | top | all
@@ -386,6 +393,10 @@ def train(cfg: TrainConfig) -> Path | None:
     held_clips = _limit([c for c in clips if c.split == "heldout"], cfg.max_clips, cfg.seed + 1)
     if not train_clips:
         raise TrainError(f"{cfg.data}: no training clips")
+    if cfg.average_fits < 1:
+        raise TrainError(f"average_fits must be at least 1, not {cfg.average_fits}")
+    if cfg.average_fits > 1 and cfg.finetune != "none":
+        raise TrainError("--average-fits averages the head alone: use it with --finetune none")
     labels = labels_for(keywords)
     missing = [k for k in keywords if not any(c.label == k for c in train_clips)]
     if missing:
@@ -476,17 +487,39 @@ def train(cfg: TrainConfig) -> Path | None:
     _trainable(encoder, cfg.finetune)
     fit_cfg = dataclasses.replace(cfg.fit, seed=cfg.seed, progress=cfg.progress)
     t0 = time.time()
-    run_dir = cfg.workdir / ("run-" + cache_key({**key_parts, "fit": dataclasses.asdict(fit_cfg),
-                                                 "n": len(train_set), "ft": cfg.finetune,
-                                                 "encoder": enc_id, "head": meta["head"]}))
-    resume = cfg.resume and (run_dir / "checkpoint.pt").is_file()
-    if cfg.resume and not resume:
-        log.warning("--resume: no epoch checkpoint in %s yet; training from the first epoch "
-                    "(cached features are reused)", run_dir)
-    state = fit(model, model.forward, train_set.x, train_set.labels,
-                val_set.x if val_set is not None else None,
-                val_set.labels if val_set is not None else None, len(labels), fit_cfg,
-                run_dir, resume=resume)
+    val_x, val_y = (val_set.x, val_set.labels) if val_set is not None else (None, None)
+    start = {k: v.clone() for k, v in head.state_dict().items()}
+    fits = []  # (batch-order seed, FitState, kept weights)
+    for i in range(cfg.average_fits):
+        # every fit starts from the same weights (so they can be averaged), in its own order
+        head.load_state_dict(start)
+        seed_cfg = dataclasses.replace(fit_cfg, seed=cfg.seed + i)
+        run_dir = cfg.workdir / ("run-" + cache_key({
+            **key_parts, "fit": dataclasses.asdict(seed_cfg), "n": len(train_set),
+            "ft": cfg.finetune, "encoder": enc_id, "head": meta["head"]}))
+        resume = cfg.resume and (run_dir / "checkpoint.pt").is_file()
+        if cfg.resume and not resume:
+            log.warning("--resume: no epoch checkpoint in %s yet; training from the first epoch "
+                        "(cached features are reused)", run_dir)
+        if cfg.average_fits > 1:
+            log.info("fit %d of %d (batch-order seed %d)", i + 1, cfg.average_fits,
+                     seed_cfg.seed)
+        state = fit(model, model.forward, train_set.x, train_set.labels, val_x, val_y,
+                    len(labels), seed_cfg, run_dir, resume=resume)
+        fits.append((seed_cfg.seed, state, {k: v.clone() for k, v in head.state_dict().items()}))
+    state = fits[0][1]
+    averaged = None
+    if len(fits) > 1:
+        head.load_state_dict(average_weights([weights for _, _, weights in fits]))
+        averaged = {"seeds": [seed for seed, _, _ in fits],
+                    "kept_epochs": [s.best_epoch for _, s, _ in fits],
+                    "fit_val_loss": [min((h["val_loss"] for h in s.history if "val_loss" in h),
+                                         default=None) for _, s, _ in fits]}
+        if val_x is not None and len(val_y):
+            averaged.update(evaluate_windows(model, model.forward, val_x, val_y, loss_function(
+                train_set.labels, len(labels), fit_cfg)))
+        log.info("head = the average of %d fits: %s", len(fits), json.dumps(
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in averaged.items()}))
     fit_s = time.time() - t0
     for p in encoder.parameters():
         p.requires_grad_(False)
@@ -496,7 +529,9 @@ def train(cfg: TrainConfig) -> Path | None:
         bundle.inference_encoders.clear()  # converted copies hold the weights before training
 
     # -- 4. calibration on held-out voices ----------------------------------------------------
-    metrics: dict = {"history": state.history}
+    metrics: dict = {"history": state.history}  # the first fit's
+    if averaged is not None:
+        metrics["averaged_fits"] = averaged
     sensitivity = None
     cal_s = 0.0
     if cfg.calibrate and held_clips:
@@ -528,7 +563,7 @@ def train(cfg: TrainConfig) -> Path | None:
         "keyword_duration_s": keyword_durations(train_clips, keywords),
         "metrics": metrics,
         "training": {"seed": cfg.seed, "epochs": state.epoch, "steps": state.step,
-                     "kept_epoch": state.best_epoch,
+                     "kept_epoch": state.best_epoch, "average_fits": cfg.average_fits,
                      "features_s": round(feat_s, 1), "fit_s": round(fit_s, 1),
                      "calibration_s": round(cal_s, 1),
                      "total_s": round(time.time() - t_start, 1),
