@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "train": "train a keyword model bundle",
     "distill": "distil a small encoder from a pretrained teacher",
     "eval": "evaluate a model bundle on a manifest of WAV files",
+    "compare": "compare two evaluations of one manifest at equal false alarms per keyword",
     "bench": "measure real-time factor, memory and load time",
     "cascade": "fit or show a bundle's two-stage cascade (cheap stage one, encoder on demand)",
     "convert-s3prl": "convert an s3prl DistilHuBERT checkpoint to an HF safetensors folder",

@@ -149,6 +149,10 @@ def test_cli_train_resume_and_eval(tiny_corpus, tmp_path):
     assert len(summary["unreadable"]) == 1
     n_kw = sum(v["n_alone"] + v["n_in_sentence"] for v in summary["keywords"].values())
     assert n_kw == 2
+    # the DET curves carry their counts, for kwsd compare
+    assert summary["det"]["computer"]["n_positives"] == 2
+    assert len(summary["det"]["computer"]["false_alarms"]) == len(
+        summary["det"]["computer"]["thresholds"])
 
 
 def test_recorded_scores_are_what_the_decision_compared(tiny_corpus, tmp_path):

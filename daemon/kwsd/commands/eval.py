@@ -169,7 +169,9 @@ def run(args: argparse.Namespace) -> int:
             "det": {kw: {"thresholds": c.thresholds.round(4).tolist(),
                          "miss_rate": [None if np.isnan(v) else round(float(v), 4)
                                        for v in c.miss_rate],
-                         "fa_per_hour": c.fa_per_hour.round(3).tolist()}
+                         "fa_per_hour": c.fa_per_hour.round(3).tolist(),
+                         "false_alarms": c.false_alarms.tolist(),
+                         "n_positives": c.n_positives}
                     for kw, c in curves.items()},
             "outcomes": result.outcomes,
         })

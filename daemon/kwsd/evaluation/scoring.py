@@ -18,6 +18,13 @@ import numpy as np
 
 from kwsd.evaluation.manifest import EvalItem, count_keyword
 
+# The thresholds DET curves are read at (and calibration chooses from): steps of 0.001, and of
+# 0.0001 above 0.99: a head trained on real speech is confident on some real negatives too
+# (kwsd-demo-5's calibration still counted false alarms at 0.995 for three keywords), so the
+# grid must reach where such a head separates them.
+THRESHOLD_GRID = np.unique(np.round(np.concatenate([np.linspace(0.0, 1.0, 1001),
+                                                    np.linspace(0.99, 0.9999, 100)]), 6))
+
 NONE_LABEL = "(none)"
 MISSED_LABEL = "(missed)"
 
@@ -248,6 +255,7 @@ class DetCurve:
     fa_per_hour: np.ndarray
     n_positives: int
     negative_hours: float
+    false_alarms: np.ndarray  # counts behind fa_per_hour
 
 
 def det_curves(items: list[EvalItem], traces: dict[str, ScoreTrace], durations: dict[str, float],
@@ -262,7 +270,7 @@ def det_curves(items: list[EvalItem], traces: dict[str, ScoreTrace], durations: 
     occurrences the transcription allows.
     """
     if thresholds is None:
-        thresholds = np.linspace(0.0, 1.0, 201)
+        thresholds = THRESHOLD_GRID
     thresholds = np.asarray(thresholds, dtype=np.float64)
     curves = {}
     groups = group_by_file(items)
@@ -291,5 +299,5 @@ def det_curves(items: list[EvalItem], traces: dict[str, ScoreTrace], durations: 
         miss = np.array([(peaks_arr < t).mean() if peaks_arr.size else np.nan for t in thresholds])
         hours = neg_s / 3600.0
         curves[kw] = DetCurve(kw, thresholds, miss, fas / hours if hours > 0 else fas * 0.0,
-                              len(peaks), hours)
+                              len(peaks), hours, fas)
     return curves

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kwsd.evaluation.scoring import THRESHOLD_GRID as GRID  # the grid DET curves are read at
 from kwsd.evaluation.scoring import DetCurve
 from kwsd.evaluation.tail import MIN_PEAKS, TAIL_PEAKS, tail_threshold
 
@@ -21,11 +22,6 @@ SENSITIVITY_FA_PER_HOUR: dict[str, float] = {"low": 0.2, "medium": 1.0, "high": 
 """User-facing `sensitivity` -> target false alarms per hour on held-out negatives.
 low: fewest false alarms (misses more); high: catches more, fires more often."""
 DEFAULT_SENSITIVITY = "medium"
-# Steps of 0.001, and of 0.0001 above 0.99: a head trained on real speech is confident on some
-# real negatives too (kwsd-demo-5's calibration still counted false alarms at 0.995 for three
-# keywords), so the grid must reach where such a head separates them.
-GRID = np.unique(np.round(np.concatenate([np.linspace(0.0, 1.0, 1001),
-                                          np.linspace(0.99, 0.9999, 100)]), 6))
 MARGIN = 0.02  # above the highest negative score when too few negatives fire for a tail fit
 # (at most half the distance to 1, so that the margin never jumps over the fine steps near 1)
 TOP_SCORE = 0.99995  # a peak at or above the grid's last fine step counts as this (logit 9.9)
