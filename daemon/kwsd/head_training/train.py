@@ -513,8 +513,8 @@ def train(cfg: TrainConfig) -> Path | None:
         head.load_state_dict(average_weights([weights for _, _, weights in fits]))
         averaged = {"seeds": [seed for seed, _, _ in fits],
                     "kept_epochs": [s.best_epoch for _, s, _ in fits],
-                    "fit_val_loss": [min((h["val_loss"] for h in s.history if "val_loss" in h),
-                                         default=None) for _, s, _ in fits]}
+                    "fit_val_loss": [s.history[s.best_epoch - 1]["val_loss"] if s.best_epoch
+                                     else None for _, s, _ in fits]}
         if val_x is not None and len(val_y):
             averaged.update(evaluate_windows(model, model.forward, val_x, val_y, loss_function(
                 train_set.labels, len(labels), fit_cfg)))
