@@ -64,7 +64,8 @@ def test_only_trustworthy_clips_are_kept(real_train, tmp_path):
     assert by_file["1.flac"]["label"] == "operator" and by_file["1.flac"]["kind"] == "keyword"
     assert by_file["2.flac"]["kind"] == "keyword_sentence"
     assert by_file["0.flac"]["label"] == "_unknown_"
-    assert corpus.skipped == {"transcription disagrees with the label": 80,
+    assert corpus.skipped == {"transcription disagrees with the label": 40,
+                              "second keyword not aligned": 40,  # 3: a tone, no words
                               "broken keyword times": 40, "negative says a keyword": 41}
     labels = {(Path(r["file"]).name, r["label"]) for r in corpus.rows if "speech" in r["file"]
               or "noise" in r["file"]}
@@ -92,3 +93,47 @@ def test_evaluation_data_is_refused(tmp_path):
     (dev / "speech.csv").write_text(",".join(SPEECH_FIELDS) + "\n")
     with pytest.raises(SystemExit, match="evaluation only"):
         real.build(dev, tmp_path / "out")
+
+
+def test_a_sentence_that_also_says_computer_becomes_two_keyword_clips(tmp_path):
+    """The sentences that say "computer" unlabelled are cut between the two keywords, and only
+    when the forced alignment agrees with the hand label of the other one."""
+    pytest.importorskip("pocketsphinx")
+    from kwsd.audio.audiofile import read_audio_16k
+    from kwsd.corpus import render
+    from kwsd.corpus.voices import available_voices
+
+    voices = [v for v in available_voices() if v.engine in ("flite", "pico", "mbrola")]
+    if not voices:
+        pytest.skip("needs flite, pico or mbrola (espeak-ng formant speech aligns poorly)")
+    job = render.Job("x.wav", voices[0].name, ("hello", "computer", "how are you today",
+                                               "operator"), 3, "operator", "keyword_sentence",
+                     render.Variant(), 3)
+    samples, start, end = render._render_job(job, voices[0])  # joined: operator's span exact
+    root = tmp_path / "real-train"
+    rows = []
+    for speaker, shift in (("wuw-00007", 0.0), ("wuw-00008", 1.0)):  # 1 s off: not trusted
+        name = f"wuw-train/{speaker}/s.flac"
+        (root / name).parent.mkdir(parents=True)
+        soundfile.write(root / name, samples, 16000)
+        rows.append(dict(zip(WUW_FIELDS, [name, "operator", f"{start + shift:.3f}",
+                                          f"{end + shift:.3f}", "True", "3.0", speaker, "male",
+                                          "native", "cell",
+                                          "[click] hello Computer how are you today Operator"],
+                             strict=True)))
+    with (root / "wuw-train.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=WUW_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "out"
+    corpus = real.build(root, out)
+    assert corpus.skipped == {"second keyword not aligned": 1}
+    first, second = corpus.rows
+    assert (first["label"], second["label"]) == ("computer", "operator")
+    assert first["text"].split()[:2] == ["hello", "computer"] and "operator" in second["text"]
+    a, b = (read_audio_16k(out / r["file"]) for r in (first, second))
+    assert len(a) + len(b) == len(samples)  # cut, nothing lost
+    cut = len(a) / 16000
+    assert float(second["kw_start_s"]) == pytest.approx(start - cut, abs=0.002)
+    assert 0.0 < float(first["kw_start_s"]) < float(first["kw_end_s"]) <= cut
+    assert 0.3 < float(first["kw_end_s"]) - float(first["kw_start_s"]) < 1.2

@@ -335,6 +335,9 @@ def test_real_recordings_get_more_passes_each_its_own(tmp_path):
     assert repeat_clips(clips, 1) == clips
     both = repeat_clips(clips, 2, 3)
     assert [c.path.stem for c in both] == ["a", "b", "c", "d", "a", "c", "c"]
+    # one real computer beside three real operators: computer still counts as synthetic-only
+    few = clips + [Clip(path=clips[0].path, label="operator", engine="real")] * 3
+    assert [c.label for c in repeat_clips(few, 1, 2)[len(few):]] == ["computer", "blueberry"]
     negatives_once = repeat_clips(clips + [real_speech], 3, 1, 1)
     assert [c.path.stem for c in negatives_once] == ["a", "b", "c", "d", "e", "a", "a"]
     assert [c.path.stem for c in repeat_clips(clips + [real_speech], 1, 1, 2)] == \

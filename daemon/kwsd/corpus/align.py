@@ -36,15 +36,24 @@ def _get_decoder():
 def keyword_span(samples: np.ndarray, parts: tuple[str, ...], kw_part: int
                  ) -> tuple[float, float] | None:
     """(start_s, end_s) of parts[kw_part] inside `samples` (16 kHz int16 of " ".join(parts))."""
+    words = [_words(p) for p in parts]
+    spans = word_spans(samples, [w for ws in words for w in ws])
+    if spans is None:
+        return None
+    first = sum(len(w) for w in words[:kw_part])
+    kw = spans[first: first + len(words[kw_part])]
+    return kw[0][0], kw[-1][1]
+
+
+def word_spans(samples: np.ndarray, words: list[str]) -> list[tuple[float, float]] | None:
+    """(start_s, end_s) of each of `words` (lower case, said in this order) inside `samples`
+    (16 kHz int16); None when pocketsphinx is missing or the alignment drops or adds a word."""
     try:
         decoder = _get_decoder()
     except ImportError:
         return None
-    words = [_words(p) for p in parts]
-    first = sum(len(w) for w in words[:kw_part])
-    count = len(words[kw_part])
     try:
-        decoder.set_align_text(" ".join(w for ws in words for w in ws))
+        decoder.set_align_text(" ".join(words))
         decoder.start_utt()
         decoder.process_raw(np.ascontiguousarray(samples, dtype=np.int16).tobytes(),
                             full_utt=True)
@@ -53,8 +62,6 @@ def keyword_span(samples: np.ndarray, parts: tuple[str, ...], kw_part: int
                 for s in (decoder.seg() or []) if s.word not in ("<s>", "</s>", "<sil>")]
     except (RuntimeError, ValueError, KeyError):
         return None
-    flat = [w for ws in words for w in ws]
-    if [s[0] for s in segs] != flat:
+    if [s[0] for s in segs] != words:
         return None
-    kw = segs[first: first + count]
-    return kw[0][1] * _FRAME_S, (kw[-1][2] + 1) * _FRAME_S
+    return [(a * _FRAME_S, (b + 1) * _FRAME_S) for _, a, b in segs]

@@ -10,8 +10,13 @@ go through the same windows, augmentation, features and calibration:
 Whole speakers are held out (`split=val`) by a stable hash of the speaker id: they give the
 validation windows and the real negatives the thresholds are calibrated on. A clip is used only
 when its transcription agrees with its label: a keyword clip must say its keyword once and no
-other keyword (some sentences also say "computer", unlabelled), a negative must say none. Clips
-that fail are counted, never guessed at. Never point this at evaluation data (`real-dev`).
+other keyword, a negative must say none. Clips that fail are counted, never guessed at.
+
+The one exception: sentences that also say "computer", unlabelled (the only real recordings of
+a keyword with no other real training data). Forced alignment of the transcription finds both
+words; when it puts the labelled keyword where the hand label says, the sentence is cut between
+the two and each part becomes a keyword clip of its own (`segments/`, 16 kHz WAV beside the
+manifest). Never point this at evaluation data (`real-dev`).
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from kwsd.audio.audiofile import read_audio_16k, write_wav_16k
+from kwsd.corpus import align
 from kwsd.corpus.render import MANIFEST_FIELDS, SILENCE, UNKNOWN
 from kwsd.corpus.texts import KEYWORDS
 from kwsd.evaluation.manifest import count_keyword
@@ -31,6 +39,8 @@ from kwsd.head_training.dataset import speaker_held_out
 REAL_ENGINE = "real"  # the manifest's `engine` for real recordings (calibration picks these)
 WUW_VAL_PERCENT = 12.5  # one caller in eight
 SPEECH_VAL_PERCENT = 30.0  # of the other real speech: calibration hours of real negatives
+SECOND_KEYWORD = "computer"  # said unlabelled in a few WUW sentences (real-train README)
+MAX_LABEL_DRIFT_S = 0.4  # aligned start of the labelled keyword against its hand label
 
 
 @dataclass
@@ -71,12 +81,70 @@ def wuw_rows(manifest: Path, out_dir: Path, skipped: Counter) -> list[dict]:
             if not end > start:
                 skipped["broken keyword times"] += 1
                 continue
+            kind = "keyword_sentence" if r["in_sentence"] == "True" else "keyword"
+            if said == Counter({kw: 1, SECOND_KEYWORD: 1}) and kw != SECOND_KEYWORD:
+                parts = split_at_second_keyword(manifest.parent / r["file"], r, out_dir, split)
+                if parts is None:
+                    skipped["second keyword not aligned"] += 1
+                else:
+                    rows += parts
+                continue
             if said != Counter({kw: 1}):
                 skipped["transcription disagrees with the label"] += 1
                 continue
-            kind = "keyword_sentence" if r["in_sentence"] == "True" else "keyword"
             rows.append(_row(path, kw, f"{start:.3f}", f"{end:.3f}", speaker,
                              r["transcription"], kind, r["duration_s"], split))
+    return rows
+
+
+def _spoken_words(transcription: str) -> list[str]:
+    """The words as said: no [noise] tags, ((unsure)) marks or fillers; compounds split."""
+    text = re.sub(r"\[[^\]]*\]|\{[^}]*\}", " ", transcription).replace("((", "").replace("))", "")
+    text = re.sub(r"(?i)thinkengine", "think engine", text)
+    text = re.sub(r"(?i)onword", "on word", text)
+    text = re.sub(r"(?i)goodmorning", "good morning", text)
+    return [w for w in re.findall(r"[a-z']+", text.lower()) if w not in ("um", "uh", "hmm")]
+
+
+def _find(words: list[str], phrase: str) -> int:
+    target = phrase.replace("onword", "on word").split()
+    return next(i for i in range(len(words)) if words[i:i + len(target)] == target)
+
+
+def split_at_second_keyword(audio_path: Path, r: dict, out_dir: Path, split: str
+                            ) -> list[dict] | None:
+    """Two keyword clips from one sentence that says its labelled keyword and "computer", or
+    None when the alignment cannot be trusted (it must put the labelled keyword within
+    MAX_LABEL_DRIFT_S of the hand label)."""
+    samples = read_audio_16k(audio_path)
+    words = _spoken_words(r["transcription"])
+    spans = align.word_spans(samples, words)
+    if spans is None:
+        return None
+    kw = r["keyword"].strip()
+    i_kw, i_second = _find(words, kw), _find(words, SECOND_KEYWORD)
+    label = (float(r["kw_start_s"]), float(r["kw_end_s"]))
+    if abs(spans[i_kw][0] - label[0]) > MAX_LABEL_DRIFT_S:
+        return None
+    second = (spans[i_second][0], spans[i_second][1])
+    first_is_second = second[1] <= label[0]
+    if not first_is_second and second[0] < label[1]:
+        return None  # overlapping: no clean cut
+    cut = (second[1] + label[0]) / 2 if first_is_second else (label[1] + second[0]) / 2
+    cut_at = int(round(cut * 16_000))
+    stem = Path(r["file"]).with_suffix("")
+    rows = []
+    for part, (a, b) in enumerate(((0, cut_at), (cut_at, len(samples)))):
+        offset = a / 16_000
+        has_second = (part == 0) == first_is_second
+        name, (start, end) = (SECOND_KEYWORD, second) if has_second else (kw, label)
+        idx = [j for j, (ws, _) in enumerate(spans) if (ws >= cut) == (part == 1)]
+        path = out_dir / "segments" / f"{stem}-{part}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_wav_16k(path, samples[a:b])
+        rows.append(_row(os.path.relpath(path, out_dir), name, f"{start - offset:.3f}",
+                         f"{end - offset:.3f}", r["speaker"], " ".join(words[j] for j in idx),
+                         "keyword_sentence", f"{(b - a) / 16_000:.3f}", split))
     return rows
 
 
