@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kwsd.audio.audiofile import read_audio_16k, write_wav_16k
+from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.corpus import align
 from kwsd.corpus.render import MANIFEST_FIELDS, SILENCE, UNKNOWN
 from kwsd.corpus.texts import KEYWORDS
@@ -106,9 +107,10 @@ def _spoken_words(transcription: str) -> list[str]:
     return [w for w in re.findall(r"[a-z']+", text.lower()) if w not in ("um", "uh", "hmm")]
 
 
-def _find(words: list[str], phrase: str) -> int:
-    target = phrase.replace("onword", "on word").split()
-    return next(i for i in range(len(words)) if words[i:i + len(target)] == target)
+def _find(words: list[str], keyword: str) -> int | None:
+    """Index of the keyword's first word as spoken (KEYWORDS' first spelling), or None."""
+    target = KEYWORDS[keyword][0].split()
+    return next((i for i in range(len(words)) if words[i:i + len(target)] == target), None)
 
 
 def split_at_second_keyword(audio_path: Path, r: dict, out_dir: Path, split: str
@@ -123,20 +125,22 @@ def split_at_second_keyword(audio_path: Path, r: dict, out_dir: Path, split: str
         return None
     kw = r["keyword"].strip()
     i_kw, i_second = _find(words, kw), _find(words, SECOND_KEYWORD)
+    if i_kw is None or i_second is None:  # said in another form ("computers")
+        return None
     label = (float(r["kw_start_s"]), float(r["kw_end_s"]))
     if abs(spans[i_kw][0] - label[0]) > MAX_LABEL_DRIFT_S:
         return None
-    second = (spans[i_second][0], spans[i_second][1])
-    first_is_second = second[1] <= label[0]
-    if not first_is_second and second[0] < label[1]:
+    second = spans[i_second]
+    second_said_first = second[1] <= label[0]
+    if not second_said_first and second[0] < label[1]:
         return None  # overlapping: no clean cut
-    cut = (second[1] + label[0]) / 2 if first_is_second else (label[1] + second[0]) / 2
-    cut_at = int(round(cut * 16_000))
+    cut = (second[1] + label[0]) / 2 if second_said_first else (label[1] + second[0]) / 2
+    cut_at = int(round(cut * SAMPLE_RATE))
     stem = Path(r["file"]).with_suffix("")
     rows = []
     for part, (a, b) in enumerate(((0, cut_at), (cut_at, len(samples)))):
-        offset = a / 16_000
-        has_second = (part == 0) == first_is_second
+        offset = a / SAMPLE_RATE
+        has_second = (part == 0) == second_said_first
         name, (start, end) = (SECOND_KEYWORD, second) if has_second else (kw, label)
         idx = [j for j, (ws, _) in enumerate(spans) if (ws >= cut) == (part == 1)]
         path = out_dir / "segments" / f"{stem}-{part}.wav"
@@ -144,7 +148,7 @@ def split_at_second_keyword(audio_path: Path, r: dict, out_dir: Path, split: str
         write_wav_16k(path, samples[a:b])
         rows.append(_row(os.path.relpath(path, out_dir), name, f"{start - offset:.3f}",
                          f"{end - offset:.3f}", r["speaker"], " ".join(words[j] for j in idx),
-                         "keyword_sentence", f"{(b - a) / 16_000:.3f}", split))
+                         "keyword_sentence", f"{(b - a) / SAMPLE_RATE:.3f}", split))
     return rows
 
 
