@@ -22,6 +22,7 @@ WORK=${WORK:-$DATA_DIR/train-work}
 EVAL_DIR=${EVAL_DIR:-$WORK/eval-v${VERSION:-1}}  # per model version: another version's evals stay
 REAL=${REAL:-../shared/data/real-dev}       # evaluation only
 REAL_TRAIN=${REAL_TRAIN:-../shared/data/real-train}
+REAL_ARGS=${REAL_ARGS:-}  # more kwsd.corpus.real arguments (--split-second-keyword: kwsd-demo-19's data)
 FA_TARGETS=${FA_TARGETS:-low=0.1,medium=0.4,high=4}  # false alarms/h per keyword on real speech
 SYNTH_ENGINES=${SYNTH_ENGINES:-noise,mbrola,flite,pico,espeak,piper,festival}  # synthetic voices used
 # engines whose held-out voices are left out (training voices only): the held-out synthetic set
@@ -53,7 +54,7 @@ mkdir -p "$EVAL_DIR"
 # negatives). Paths are made relative to $DATA_DIR.
 if [[ -z "$DATA" ]]; then
   DATA=$DATA_DIR/train-manifest.csv
-  .venv/bin/python -m kwsd.corpus.real --data "$REAL_TRAIN" --out "$DATA_DIR/real"
+  .venv/bin/python -m kwsd.corpus.real --data "$REAL_TRAIN" --out "$DATA_DIR/real" $REAL_ARGS
   .venv/bin/python - "$DATA" "$SYNTH_ENGINES,real" "$TRAIN_ONLY_ENGINES" "$DATA_DIR/corpus/manifest.csv" \
     "$DATA_DIR/real/manifest.csv" <<'PY'
 import csv, os, sys

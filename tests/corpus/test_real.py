@@ -64,9 +64,10 @@ def test_only_trustworthy_clips_are_kept(real_train, tmp_path):
     assert by_file["1.flac"]["label"] == "operator" and by_file["1.flac"]["kind"] == "keyword"
     assert by_file["2.flac"]["kind"] == "keyword_sentence"
     assert by_file["0.flac"]["label"] == "_unknown_"
-    assert corpus.skipped == {"transcription disagrees with the label": 40,
-                              "second keyword not aligned": 40,  # 3: a tone, no words
+    assert corpus.skipped == {"transcription disagrees with the label": 80,
                               "broken keyword times": 40, "negative says a keyword": 41}
+    split = real.build(real_train, tmp_path / "out2", split_second_keyword=True)
+    assert split.skipped["second keyword not aligned"] == 40  # 3: a tone, no words to align
     labels = {(Path(r["file"]).name, r["label"]) for r in corpus.rows if "speech" in r["file"]
               or "noise" in r["file"]}
     assert labels == {("0.flac", "_unknown_"), ("0.flac", "_silence_")}
@@ -126,7 +127,8 @@ def test_a_sentence_that_also_says_computer_becomes_two_keyword_clips(tmp_path):
         w.writeheader()
         w.writerows(rows)
     out = tmp_path / "out"
-    corpus = real.build(root, out)
+    assert real.build(root, out).rows == []  # off by default: the shipped head's data
+    corpus = real.build(root, out, split_second_keyword=True)
     assert corpus.skipped == {"second keyword not aligned": 1}
     first, second = corpus.rows
     assert (first["label"], second["label"]) == ("computer", "operator")
