@@ -36,7 +36,7 @@ from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.corpus import align
 from kwsd.corpus.render import MANIFEST_FIELDS, SILENCE, UNKNOWN
 from kwsd.corpus.texts import KEYWORDS
-from kwsd.evaluation.manifest import count_keyword
+from kwsd.evaluation.manifest import count_keyword, strip_noise_tags
 from kwsd.head_training.dataset import speaker_held_out
 
 REAL_ENGINE = "real"  # the manifest's `engine` for real recordings (calibration picks these)
@@ -85,7 +85,6 @@ def wuw_rows(manifest: Path, out_dir: Path, skipped: Counter,
             if not end > start:
                 skipped["broken keyword times"] += 1
                 continue
-            kind = "keyword_sentence" if r["in_sentence"] == "True" else "keyword"
             if (split_second_keyword and kw != SECOND_KEYWORD
                     and said == Counter({kw: 1, SECOND_KEYWORD: 1})):
                 parts = split_at_second_keyword(manifest.parent / r["file"], r, out_dir, split)
@@ -97,16 +96,18 @@ def wuw_rows(manifest: Path, out_dir: Path, skipped: Counter,
             if said != Counter({kw: 1}):
                 skipped["transcription disagrees with the label"] += 1
                 continue
+            kind = "keyword_sentence" if r["in_sentence"] == "True" else "keyword"
             rows.append(_row(path, kw, f"{start:.3f}", f"{end:.3f}", speaker,
                              r["transcription"], kind, r["duration_s"], split))
     return rows
 
 
 def _spoken_words(transcription: str) -> list[str]:
-    """The words as said: no [noise] tags, ((unsure)) marks or fillers; compounds split."""
-    text = re.sub(r"\[[^\]]*\]|\{[^}]*\}", " ", transcription).replace("((", "").replace("))", "")
-    text = re.sub(r"(?i)thinkengine", "think engine", text)
-    text = re.sub(r"(?i)onword", "on word", text)
+    """The words as said: no noise tags, ((unsure)) marks or fillers; a keyword written joined
+    ("ThinkEngine", "Onword") in KEYWORDS' spoken spelling."""
+    text = strip_noise_tags(transcription).replace("((", "").replace("))", "")
+    for label, spellings in KEYWORDS.items():
+        text = re.sub(f"(?i){label.replace(' ', '')}", spellings[0], text)
     text = re.sub(r"(?i)goodmorning", "good morning", text)
     return [w for w in re.findall(r"[a-z']+", text.lower()) if w not in ("um", "uh", "hmm")]
 

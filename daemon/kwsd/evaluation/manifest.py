@@ -111,11 +111,15 @@ def _parse_row(row: dict, where: str, path: Path) -> EvalItem:
 _WORD = re.compile(r"[a-z]+")
 
 
+def strip_noise_tags(text: str) -> str:
+    """A transcription without its bracketed noise tags ([click], {breath}, <noise>)."""
+    return re.sub(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>", " ", text)
+
+
 def _words(text: str) -> list[str]:
     # Transcriptions carry markup such as [click], {breath}, _Onword, ^Startrek: keep letters only,
     # and drop bracketed noise tags so "[voices]" never counts as a word.
-    text = re.sub(r"\[[^\]]*\]|\{[^}]*\}|<[^>]*>", " ", text.lower())
-    return _WORD.findall(text)
+    return _WORD.findall(strip_noise_tags(text.lower()))
 
 
 def count_keyword(transcription: str, keyword: str) -> int:
