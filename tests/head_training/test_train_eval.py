@@ -153,6 +153,34 @@ def test_cli_train_resume_and_eval(tiny_corpus, tmp_path):
     assert summary["det"]["computer"]["n_positives"] == 2
     assert len(summary["det"]["computer"]["false_alarms"]) == len(
         summary["det"]["computer"]["thresholds"])
+    # and every keyword's false alarms, also one the set has no positives of (voyager here)
+    voyager = summary["det"]["voyager"]
+    assert voyager["n_positives"] == 0 and set(voyager["miss_rate"]) == {None}
+    assert voyager["false_alarms"][0] > 0 and len(voyager["false_alarms"]) == len(
+        voyager["thresholds"])
+
+
+def test_only_the_calibration_set_is_composed_several_times(tiny_corpus, tmp_path):
+    """--heldout-copies K: the calibration set holds K compositions of the held-out clips, the
+    first of them the one-copy set itself; the test set stays one composition."""
+    from kwsd.head_training.train import heldout_set, load_clips
+
+    def files(manifest):
+        return {r["file"]: (manifest.parent / r["file"]).read_bytes()
+                for r in csv.DictReader(manifest.open())}
+
+    held = [c for c in load_clips(_cfg(tiny_corpus, tmp_path))[0] if c.split == "heldout"]
+    one = files(heldout_set(held, _cfg(tiny_corpus, tmp_path / "one"), None))
+    cfg = _cfg(tiny_corpus, tmp_path / "three", heldout_copies=3)
+    three = files(heldout_set(held, cfg, None))
+    test = files(heldout_set(held, cfg, None, "heldout-test"))
+    assert {f.split("/")[0] for f in three} == {"c0", "c1", "c2"}
+    assert {f.split("/")[0] for f in test} == {"c0"}
+    assert {f: b for f, b in three.items() if f.startswith("c0/")} == one
+    # the other compositions are drawn anew: same clips, other streams
+    assert sorted(f for f in three if f.startswith("c1/")) == sorted(
+        f.replace("c0/", "c1/") for f in one)
+    assert all(three[f.replace("c0/", "c1/")] != b for f, b in one.items())
 
 
 def test_recorded_scores_are_what_the_decision_compared(tiny_corpus, tmp_path):

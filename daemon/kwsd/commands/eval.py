@@ -139,23 +139,21 @@ def run(args: argparse.Namespace) -> int:
     if args.plots:
         args.plots.mkdir(parents=True, exist_ok=True)
         title = args.title or f"{bundle.model_id} on {args.manifest.name}"
+        # every keyword's false alarms (also those the set has no positives of), so that
+        # thresholds can be chosen again from summary.json alone, as calibration does
         curves = det_curves(items, run.traces, run.durations, keywords,
                             tolerance_s=args.tolerance,
                             refractory_s=settings.decision.refractory_ms / 1000,
                             release_ratio=settings.decision.release_ratio,
-                            gap_s=1.5 * bundle.hop_samples / bundle.sample_rate)
+                            gap_s=1.5 * bundle.hop_samples / bundle.sample_rate,
+                            all_keywords=True)
+        labelled = {kw: c for kw, c in curves.items() if c.n_positives}
         operating = {kw: (s.false_alarms / result.negative_hours if result.negative_hours else 0,
                           1 - ((s.alone_hits + s.sentence_hits) / max(1, s.alone + s.sentence)))
                      for kw, s in result.per_keyword.items() if s.alone + s.sentence}
-        if curves:
-            plot_det(curves, args.plots / "det.png", title, operating)
+        if labelled:
+            plot_det(labelled, args.plots / "det.png", title, operating)
         else:  # no keyword in the set: false alarms against the threshold instead
-            curves = det_curves(items, run.traces, run.durations, keywords,
-                                tolerance_s=args.tolerance,
-                                refractory_s=settings.decision.refractory_ms / 1000,
-                                release_ratio=settings.decision.release_ratio,
-                                gap_s=1.5 * bundle.hop_samples / bundle.sample_rate,
-                                all_keywords=True)
             used = {**bundle.thresholds, **overrides}
             plot_fa_vs_threshold(curves, args.plots / "fa.png", title, used)
         plot_confusion(result, keywords, args.plots / "confusion.png", title)

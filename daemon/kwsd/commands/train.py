@@ -61,8 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fit the head N times from the same start in other batch orders "
                              "and ship the average of their weights: less a draw of one "
                              "order (1)")
-    parser.add_argument("--heldout-copies", type=int, default=1,
-                        help="augmented passes over held-out voices for calibration (1)")
+    parser.add_argument("--heldout-copies", type=_positive_int, default=1, metavar="K",
+                        help="compose the calibration set K times (each with its own "
+                             "augmentation and stream order) and set thresholds on all K "
+                             "pooled: K times the negative hours behind each threshold (1)")
     parser.add_argument("--heldout-max-clips", type=int, default=1500,
                         help="held-out clips used for calibration and figures (1500; 0 = all)")
     parser.add_argument("--no-augment", action="store_true", help="train on clean audio only")

@@ -77,7 +77,7 @@ class TrainConfig:
     synthetic_only_repeats: int = 1  # so are synthetic clips of keywords no real clip says
     real_negative_repeats: int | None = None  # real recordings of no keyword (None: real_repeats)
     average_fits: int = 1  # fit the head N times (batch-order seeds seed..seed+N-1), average them
-    heldout_copies: int = 1
+    heldout_copies: int = 1  # augmented compositions of the calibration set, pooled
     heldout_max_clips: int | None = 1500  # for calibration and held-out figures
     finetune: str = "none"  # none | top | all
     fit: FitConfig = field(default_factory=FitConfig)
@@ -260,10 +260,13 @@ def heldout_set(held: list[Clip], cfg: TrainConfig, augmenter, tag: str = "heldo
     """The held-out voices as an eval manifest (written once, encoder-independent)."""
     from kwsd.head_training.heldout import write_heldout_set
 
-    key = cache_key({"clips": [str(c.path) for c in held], "c": cfg.heldout_copies,
+    # only the calibration set is composed several times: its thresholds then rest on more
+    # than one draw of augmentation and stream order; the test set's figures need one
+    copies = cfg.heldout_copies if tag == "heldout" else 1
+    key = cache_key({"clips": [str(c.path) for c in held], "c": copies,
                      "s": cfg.seed, "a": cfg.augment})
     return write_heldout_set(held, cfg.workdir / f"{tag}-{key}", augmenter,
-                             cfg.heldout_copies, cfg.seed + (0 if tag == "heldout" else 101))
+                             copies, cfg.seed + (0 if tag == "heldout" else 101))
 
 
 def load_encoder_from(spec: str, seed: int):
