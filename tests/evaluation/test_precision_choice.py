@@ -20,6 +20,7 @@ from kwsd.evaluation.precision import (
     PrecisionChoiceError,
     choose_precision,
     real_train_audio,
+    same_detections,
 )
 from kwsd.model.bench import speech_like
 from kwsd.model.bundle import META_FILE, load_bundle, make_random_bundle, write_meta
@@ -198,3 +199,22 @@ def test_real_train_selection(shared_data):
     assert real_train_audio(shared_data / "real-train", 40.0).describe() == audio.describe()
     with pytest.raises(PrecisionChoiceError):
         real_train_audio(shared_data / "real-dev")
+
+
+def test_a_detection_one_hop_later_is_the_same_detection():
+    """Posteriors within the bound can move a firing by one hop near a threshold: that is a hop
+    of latency, not another detection. Anything more refuses the precision."""
+    hop = 0.2
+    ref = [("a.wav", "voyager", 0.48, 0.8), ("a.wav", "operator", 2.0, 2.6),
+           ("b.wav", "voyager", 0.48, 1.2)]
+    assert same_detections(list(ref), ref, hop) == (True, 0)
+    later = [("a.wav", "voyager", 0.48, 1.0), *ref[1:]]
+    assert same_detections(later, ref, hop) == (True, 1)
+    earlier = [*ref[:2], ("b.wav", "voyager", 0.48, 1.0)]
+    assert same_detections(earlier, ref, hop) == (True, 1)
+    two_hops = [("a.wav", "voyager", 0.48, 1.2), *ref[1:]]
+    other_start = [("a.wav", "voyager", 0.68, 1.0), *ref[1:]]
+    other_keyword = [("a.wav", "wildfire", 0.48, 0.8), *ref[1:]]
+    other_file = [("c.wav", "voyager", 0.48, 0.8), *ref[1:]]
+    for run in (two_hops, other_start, other_keyword, other_file, ref[1:], ref + ref[:1]):
+        assert same_detections(run, ref, hop) == (False, 0), run
