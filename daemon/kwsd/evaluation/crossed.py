@@ -23,7 +23,7 @@ import numpy as np
 
 from kwsd.evaluation.compare import CompareError, read_summary
 from kwsd.evaluation.scoring import THRESHOLD_GRID
-from kwsd.head_training.calibrate import choose_threshold
+from kwsd.head_training.calibrate import choose_threshold, grid_index
 
 TARGETS = {"low": 0.1, "medium": 0.4, "high": 4.0}  # train-demo.sh's FA_TARGETS
 
@@ -77,8 +77,7 @@ def cross(summaries: list[dict], chosen_on: list[int], counted_on: list[int], ta
     for kw in keywords:
         counts, cal_hours = pooled([summaries[i] for i in chosen_on], kw)
         thr = choose_threshold(counts, cal_hours, fa_per_hour)
-        # the first grid step at or above it, as calibrate reads its own curves
-        idx = min(int(np.searchsorted(THRESHOLD_GRID, thr - 1e-9)), len(THRESHOLD_GRID) - 1)
+        idx = grid_index(thr)  # as calibrate reads its own curves
         test_counts, hours = pooled([summaries[i] for i in counted_on], kw)
         thresholds[kw] = round(thr, 4)
         false_alarms[kw] = int(test_counts[idx])

@@ -321,13 +321,13 @@ def choose_precision(bundle: ModelBundle, audio: MeasurementAudio, *,
     finally:
         torch.set_num_threads(threads)
     ref = runs[DEFAULT_PRECISION]
+    hop_s = bundle.hop_samples / bundle.sample_rate
     table: dict[str, Any] = {}
     for p in precisions:
         run = runs[p]
         if run.windows != ref.windows:  # the gate does not depend on the precision
             raise RuntimeError(f"{p}: the gate passed other windows than with fp32")
         diff = float(np.abs(run.posteriors - ref.posteriors).max()) if len(ref.windows) else 0.0
-        hop_s = bundle.hop_samples / bundle.sample_rate
         compared = [same_detections(run.detections[s], ref.detections[s], hop_s) for s in sets]
         same = all(ok for ok, _ in compared)
         shifted = sum(n for _, n in compared)

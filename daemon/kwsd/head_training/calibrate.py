@@ -72,6 +72,12 @@ def choose_threshold(counts: np.ndarray, hours: float, target: float,
     return float(np.clip(thr, MIN_THRESHOLD, MAX_THRESHOLD))
 
 
+def grid_index(threshold: float, grid: np.ndarray = GRID) -> int:
+    """The first grid step at or above a threshold: where a DET curve on the grid is read for
+    it (a tail-extrapolated threshold falls between steps)."""
+    return min(int(np.searchsorted(grid, threshold - 1e-9)), len(grid) - 1)
+
+
 def calibrate(curves: dict[str, DetCurve], keywords: list[str],
               targets: dict[str, float] | None = None) -> dict[str, dict[str, Calibration]]:
     """sensitivity -> keyword -> Calibration, from DET curves measured on held-out data with
@@ -91,7 +97,7 @@ def calibrate(curves: dict[str, DetCurve], keywords: list[str],
         counts = np.round(c.fa_per_hour * c.negative_hours).astype(np.int64)
         for name, target in targets.items():
             thr = choose_threshold(counts, c.negative_hours, target)
-            idx = min(int(np.searchsorted(GRID, thr - 1e-9)), len(GRID) - 1)
+            idx = grid_index(thr)
             miss = c.miss_rate[idx]
             out[name][kw] = Calibration(
                 keyword=kw, target_fa_per_hour=target, threshold=round(thr, 4),
