@@ -65,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compose the calibration set K times (each with its own "
                              "augmentation and stream order) and set thresholds on all K "
                              "pooled: K times the negative hours behind each threshold (1)")
+    parser.add_argument("--drop-near-homophones", action="store_true",
+                        help="leave training negatives that say a near-homophone of a keyword "
+                             "(\"blue barry\": kwsd.corpus.texts.NEAR_HOMOPHONES) out of the "
+                             "head's training; held-out sets keep them")
     parser.add_argument("--heldout-max-clips", type=int, default=1500,
                         help="held-out clips used for calibration and figures (1500; 0 = all)")
     parser.add_argument("--no-augment", action="store_true", help="train on clean audio only")
@@ -181,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         real_repeats=args.real_repeats,
         synthetic_only_repeats=args.synthetic_only_repeats,
         real_negative_repeats=args.real_negative_repeats, average_fits=args.average_fits,
-        heldout_copies=args.heldout_copies,
+        heldout_copies=args.heldout_copies, drop_near_homophones=args.drop_near_homophones,
         heldout_max_clips=args.heldout_max_clips or None, finetune=args.finetune,
         fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       class_weight_power=args.class_weight_power,

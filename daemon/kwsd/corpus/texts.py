@@ -42,6 +42,10 @@ CONFUSABLES = (
 )
 # Confusables that ARE a keyword form must not be labelled negative.
 _KEYWORD_FORMS = ("voyager's", "computer's", "grasshoppers' field")
+# Confusables that ARE the keyword in some accents: "blue barry" is "blueberry" where marry and
+# merry merge. They stay in CONFUSABLES (removing one would redraw every voice's render plan);
+# `kwsd train --drop-near-homophones` leaves them out of the head's training negatives.
+NEAR_HOMOPHONES = ("blue barry",)
 
 PARTIALS = ("voya", "voy", "wild", "wildfi", "opera", "opera-", "operay", "compu", "comp",
             "computa", "grass", "grassho", "bumble", "bumbleb", "termina", "termin", "blueber",
@@ -98,6 +102,11 @@ _KW_PATTERNS = [re.compile(r"\b" + p + r"\b", re.I) for p in (
 def contains_keyword(text: str) -> bool:
     """True if the text contains a demo keyword (so it must not be a negative)."""
     return any(p.search(text) for p in _KW_PATTERNS)
+
+
+def says_near_homophone(text: str) -> bool:
+    """True if the text says a near-homophone of a demo keyword (neither it nor clearly not it)."""
+    return any(re.search(r"\b" + re.escape(h) + r"\b", text, re.I) for h in NEAR_HOMOPHONES)
 
 
 def negative_confusables() -> list[str]:

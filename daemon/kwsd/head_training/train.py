@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kwsd.corpus.texts import says_near_homophone
 from kwsd.head_training import calibrate as cal
 from kwsd.head_training.dataset import (
     SILENCE,
@@ -78,6 +79,7 @@ class TrainConfig:
     real_negative_repeats: int | None = None  # real recordings of no keyword (None: real_repeats)
     average_fits: int = 1  # fit the head N times (batch-order seeds seed..seed+N-1), average them
     heldout_copies: int = 1  # augmented compositions of the calibration set, pooled
+    drop_near_homophones: bool = False  # no training negatives that say texts.NEAR_HOMOPHONES
     heldout_max_clips: int | None = 1500  # for calibration and held-out figures
     finetune: str = "none"  # none | top | all
     fit: FitConfig = field(default_factory=FitConfig)
@@ -399,6 +401,11 @@ def train(cfg: TrainConfig) -> Path | None:
     clips, keywords, source = load_clips(cfg)
     train_clips = _limit([c for c in clips if c.split == "train"], cfg.max_clips, cfg.seed)
     held_clips = _limit([c for c in clips if c.split == "heldout"], cfg.max_clips, cfg.seed + 1)
+    if cfg.drop_near_homophones:  # training only: held-out sets stay comparable across heads
+        kept = [c for c in train_clips if c.label in keywords or not says_near_homophone(c.text)]
+        log.info("--drop-near-homophones: %d training negatives left out",
+                 len(train_clips) - len(kept))
+        train_clips = kept
     if not train_clips:
         raise TrainError(f"{cfg.data}: no training clips")
     if cfg.average_fits < 1:
@@ -572,6 +579,7 @@ def train(cfg: TrainConfig) -> Path | None:
         "metrics": metrics,
         "training": {"seed": cfg.seed, "epochs": state.epoch, "steps": state.step,
                      "kept_epoch": state.best_epoch, "average_fits": cfg.average_fits,
+                     "drop_near_homophones": cfg.drop_near_homophones,
                      "features_s": round(feat_s, 1), "fit_s": round(fit_s, 1),
                      "calibration_s": round(cal_s, 1),
                      "total_s": round(time.time() - t_start, 1),
