@@ -417,3 +417,41 @@ def test_average_fits_is_refused_where_it_cannot_average(tiny_corpus, tmp_path):
         train(_cfg(tiny_corpus, tmp_path, average_fits=2, finetune="top"))
     with pytest.raises(TrainError, match="at least 1"):
         train(_cfg(tiny_corpus, tmp_path, average_fits=0))
+
+
+def test_near_homophones_are_left_out_of_training_only(tiny_corpus, tmp_path):
+    """--drop-near-homophones: a training negative that says "blue barry" (blueberry where
+    marry and merry merge) is not trained on; a held-out one stays in the held-out set."""
+    from kwsd.corpus import texts
+
+    assert texts.says_near_homophone("she moved the Blue Barry in the park")
+    assert not texts.says_near_homophone("a blueberry pie") and not texts.says_near_homophone(
+        "the blue barrel")
+    rows = list(csv.DictReader(tiny_corpus.open()))
+    renamed = []
+    for r in rows:
+        if r["label"] == "_unknown_" and r["text"] == "commuter":
+            r["text"] = "the blue barry pie"  # the audio stays; only what it is said to say
+            renamed.append(r["split"])
+    assert sorted(renamed) == ["train", "train", "val"]
+    manifest = tiny_corpus.parent / "near-homophones.csv"
+    with manifest.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    def clips(out):
+        return json.loads((out / "kws.json").read_text())["training_data"]["clips"]
+
+    fit_cfg = FitConfig(epochs=1, batch_size=16, lr=3e-3)
+    kept = clips(train(_cfg(manifest, tmp_path / "kept", calibrate=False, final_eval=False,
+                            fit=fit_cfg)))
+    dropped_out = train(_cfg(manifest, tmp_path / "dropped", calibrate=False, final_eval=False,
+                             fit=fit_cfg, drop_near_homophones=True))
+    dropped = clips(dropped_out)
+    assert dropped["train"]["_unknown_"] == kept["train"]["_unknown_"] - 2
+    assert dropped["heldout"] == kept["heldout"]
+    assert {k: v for k, v in dropped["train"].items() if k != "_unknown_"} == {
+        k: v for k, v in kept["train"].items() if k != "_unknown_"}
+    meta = json.loads((dropped_out / "kws.json").read_text())
+    assert meta["training"]["drop_near_homophones"] is True
