@@ -455,3 +455,39 @@ def test_near_homophones_are_left_out_of_training_only(tiny_corpus, tmp_path):
         k: v for k, v in kept["train"].items() if k != "_unknown_"}
     meta = json.loads((dropped_out / "kws.json").read_text())
     assert meta["training"]["drop_near_homophones"] is True
+
+
+def test_a_clip_left_out_leaves_every_other_clips_windows_as_they_were(tmp_path):
+    """Augmentation is seeded by each clip's audio and listing, not its place in the list: a
+    data change (a clip left out) is not also a new augmentation draw for the clips after it."""
+    from kwsd.audio.audiofile import write_wav_16k
+    from kwsd.head_training.dataset import Clip
+    from kwsd.head_training.examples import WindowPolicy
+    from kwsd.head_training.features import build_windows
+    from kwsd.head_training.train import training_augmenter
+
+    rng = np.random.default_rng(1)
+    clips = []
+    for name in "abcd":
+        path = tmp_path / f"{name}.wav"
+        write_wav_16k(path, (rng.standard_normal(24000) * 3000).astype(np.int16))
+        clips.append(Clip(path=path, label="computer", kw_start_s=0.5, kw_end_s=1.0))
+    listed = clips + [clips[3]]  # d listed twice: its second listing is its own pass
+    augmenter = training_augmenter(listed, True, 0)
+
+    def rows(part, folder):
+        w = build_windows(tmp_path / folder, part, {"computer": 0, "_unknown_": 1,
+                                                     "_silence_": 2},
+                          WindowPolicy(window=16000, hop=3200), 2, 0,
+                          lambda audio, starts: np.stack([audio[s:s + 16000] for s in starts]),
+                          (16000,), np.dtype(np.int16), augmenter, progress=False)
+        x = np.asarray(w.x)
+        return [[x[(w.clip == i) & (w.copy == c)] for c in (0, 1)] for i in range(len(part))]
+
+    every = rows(listed, "all")
+    without_a = rows(listed[1:], "without-a")
+    for before, after in zip(every[1:], without_a, strict=True):
+        for copy_before, copy_after in zip(before, after, strict=True):
+            assert len(copy_before) and np.array_equal(copy_before, copy_after)
+    assert not np.array_equal(every[3][0], every[4][0])  # d's two listings differ
+    assert not np.array_equal(every[1][0], every[1][1])  # and so do a clip's two copies

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,8 +98,10 @@ def build_windows(root: Path, clips: list[Clip], label_index: dict[str, int],
                   progress: bool = True, desc: str = "features") -> WindowSet:
     """Compute rows for `copies` augmented passes over `clips` into `root` (resumable).
 
-    Copy c of clip i always uses the same random stream (seeded by seed, c, i), so a resumed
-    or repeated run produces the same rows.
+    Copy c of a clip always uses the same random stream, seeded by seed, c, the clip's audio and
+    which listing of that file it is (`train.repeat_clips` lists some files again): a resumed or
+    repeated run produces the same rows, and a clip list with clips added or left out gives
+    every other clip the rows it had, so a data change is not also a new augmentation draw.
     """
     from tqdm import tqdm
 
@@ -112,6 +115,7 @@ def build_windows(root: Path, clips: list[Clip], label_index: dict[str, int],
         with np.load(root / "meta.npz") as z:
             meta = {k: list(z[k][: prog["rows"]]) for k in meta}
     total = copies * len(clips)
+    listing = _listing_numbers(clips)
     if not prog["complete"]:
         with open(data_path, "ab") as f:
             f.truncate(prog["rows"] * row_bytes)
@@ -130,7 +134,7 @@ def build_windows(root: Path, clips: list[Clip], label_index: dict[str, int],
                         log.warning("skipping clip: %s", exc)
                     bar.update(1)
                     continue
-                rng = np.random.default_rng([seed, c, i])
+                rng = np.random.default_rng([seed, c, _audio_seed(samples), listing[i]])
                 cw = make_clip_windows(clip, samples, policy, rng, augmenter)
                 if cw.windows:
                     rows = row_fn(cw.samples, [w.start for w in cw.windows])
@@ -158,6 +162,21 @@ def build_windows(root: Path, clips: list[Clip], label_index: dict[str, int],
                      clip=np.asarray(meta["clip"], dtype=np.int64),
                      copy=np.asarray(meta["copy"], dtype=np.int64),
                      coverage=np.asarray(meta["coverage"], dtype=np.float32))
+
+
+def _listing_numbers(clips: list[Clip]) -> list[int]:
+    """For each clip, how many earlier entries of the list are the same file."""
+    seen: Counter = Counter()
+    out = []
+    for clip in clips:
+        out.append(seen[clip.path])
+        seen[clip.path] += 1
+    return out
+
+
+def _audio_seed(samples: np.ndarray) -> int:
+    """A seed from the audio itself: the same wherever the file lies and whatever is beside it."""
+    return int.from_bytes(hashlib.blake2b(samples.tobytes(), digest_size=8).digest(), "little")
 
 
 def _save_meta(root: Path, meta: dict[str, list]) -> None:

@@ -434,7 +434,7 @@ def train(cfg: TrainConfig) -> Path | None:
     from_audio = cfg.finetune == "all"  # "top" trains from the cached states, like the head
     key_parts = {"window": policy.window, "hop": policy.hop,
                  "policy": dataclasses.asdict(policy), "augment": cfg.augment,
-                 "seed": cfg.seed, "labels": labels, "finetune": from_audio, "v": 1}
+                 "seed": cfg.seed, "labels": labels, "finetune": from_audio, "v": 2}
 
     # -- 2. window features ------------------------------------------------------------------
     # Stage A (no encoder): augmented window audio, cached. Stage B: hidden states, cached.
