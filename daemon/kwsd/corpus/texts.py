@@ -104,9 +104,13 @@ def contains_keyword(text: str) -> bool:
     return any(p.search(text) for p in _KW_PATTERNS)
 
 
+_NEAR_HOMOPHONE_PATTERNS = [re.compile(r"\b" + re.escape(h) + r"\b", re.I)
+                            for h in NEAR_HOMOPHONES]
+
+
 def says_near_homophone(text: str) -> bool:
     """True if the text says a near-homophone of a demo keyword (neither it nor clearly not it)."""
-    return any(re.search(r"\b" + re.escape(h) + r"\b", text, re.I) for h in NEAR_HOMOPHONES)
+    return any(p.search(text) for p in _NEAR_HOMOPHONE_PATTERNS)
 
 
 def negative_confusables() -> list[str]:
