@@ -98,8 +98,9 @@ ev() {  # ev NAME MANIFEST
   nice -n 10 $KWSD eval --model "$OUT" --manifest "$2" --out "$EVAL_DIR/$1.jsonl" \
     --plots "$EVAL_DIR/$1" --no-progress > "$EVAL_DIR/$1.txt" 2>&1
 }
+REAL_EVALS=""; [[ "$REAL_DEV" == 1 ]] && REAL_EVALS="wuw-dev speech"
 ev heldout "$HELD" &
-if [[ "$REAL_DEV" == 1 ]]; then ev wuw-dev "$WUW" & ev speech "$SPEECH" & fi
+if [[ -n "$REAL_EVALS" ]]; then ev wuw-dev "$WUW" & ev speech "$SPEECH" & fi
 wait
 if [[ -n "$VAL_VOICES" ]]; then
   VOICES=$(.venv/bin/python -m kwsd.head_training.voice_set --corpus "$DATA_DIR/corpus/manifest.csv" \
@@ -108,27 +109,26 @@ if [[ -n "$VAL_VOICES" ]]; then
 fi
 [[ -f "$OUT/demo.wav" ]] || .venv/bin/python -m kwsd.corpus.demo_audio --out "$OUT"
 ev demo "$OUT/demo.csv"
-SHOWN="heldout voices-val demo"; [[ "$REAL_DEV" == 1 ]] && SHOWN="heldout voices-val wuw-dev speech demo"
-for n in $SHOWN; do
+for n in heldout voices-val $REAL_EVALS demo; do
   [[ -f "$EVAL_DIR/$n.txt" ]] && { echo "== $n"; grep -v "^20..-" "$EVAL_DIR/$n.txt"; }
 done
 cp "$EVAL_DIR/heldout/det.png" "$OUT/det-heldout-synthetic.png"
-if [[ "$REAL_DEV" == 1 ]]; then
+if [[ -n "$REAL_EVALS" ]]; then
   cp "$EVAL_DIR/wuw-dev/det.png" "$OUT/det-wuw-dev.png"
   cp "$EVAL_DIR/wuw-dev/confusion.png" "$OUT/confusion-wuw-dev.png"
   cp "$EVAL_DIR/speech/fa.png" "$OUT/fa-speech.png"
 fi
 # the measured figures go into kws.json `metrics` too (what a client reads with GetModel)
-.venv/bin/python - "$OUT/kws.json" "$EVAL_DIR" <<'PY'
+.venv/bin/python - "$OUT/kws.json" "$EVAL_DIR" heldout voices-val $REAL_EVALS demo <<'PY'
 import json, sys
 from pathlib import Path
-meta_path, ev = Path(sys.argv[1]), Path(sys.argv[2])
+meta_path, ev, run = Path(sys.argv[1]), Path(sys.argv[2]), set(sys.argv[3:])
 meta = json.loads(meta_path.read_text())
 keep = ("keywords", "recall_alone", "recall_in_sentence", "false_alarms", "fa_per_hour",
         "negative_hours", "total_hours", "duplicates", "unlabelled_true_detections", "manifest")
 for name, key in (("heldout", "heldout_synthetic_test"), ("voices-val", "synthetic_val_voices"),
                   ("wuw-dev", "real_wuw_dev"), ("speech", "real_speech"), ("demo", "demo_wav")):
-    if not (ev / name / "summary.json").is_file():
+    if name not in run or not (ev / name / "summary.json").is_file():
         continue  # voices-val: VAL_VOICES empty
     s = json.loads((ev / name / "summary.json").read_text())
     meta["metrics"][key] = {k: s[k] for k in keep if k in s}
