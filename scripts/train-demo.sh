@@ -40,6 +40,7 @@ SYNTHETIC_ONLY_REPEATS=${SYNTHETIC_ONLY_REPEATS:-2}  # and synthetic clips of ke
 AVERAGE_FITS=${AVERAGE_FITS:-1}     # the head is the weight average of this many fits (batch orders)
 HELDOUT=${HELDOUT:-2000}            # held-out clips for calibration (and as many for the test)
 HELDOUT_COPIES=${HELDOUT_COPIES:-1}  # compositions of the calibration set, pooled for the thresholds
+TEST_COPIES=${TEST_COPIES:-1}      # compositions of the held-out voices' test set, pooled for its figures
 MAX_WINDOWS=${MAX_WINDOWS:-0}       # 0: all windows; N: every keyword window + a sample of the others
 THREADS=${THREADS:-1}
 JOBS=${JOBS:-2}                     # processes for encoding windows and held-out passes
@@ -87,7 +88,7 @@ nice -n 10 $KWSD train --data "$DATA" --encoder "$ENCODER" --out "$OUT" --workdi
   --temporal-layers "$TEMPORAL_LAYERS" \
   --epochs "$EPOCHS" --copies "$COPIES" --real-repeats "$REAL_REPEATS" \
   --real-negative-repeats "$REAL_NEGATIVE_REPEATS" \
-  --synthetic-only-repeats "$SYNTHETIC_ONLY_REPEATS" --average-fits "$AVERAGE_FITS" --heldout-max-clips "$HELDOUT" --heldout-copies "$HELDOUT_COPIES" --max-windows "$MAX_WINDOWS" --no-final-eval \
+  --synthetic-only-repeats "$SYNTHETIC_ONLY_REPEATS" --average-fits "$AVERAGE_FITS" --heldout-max-clips "$HELDOUT" --heldout-copies "$HELDOUT_COPIES" --test-copies "$TEST_COPIES" --max-windows "$MAX_WINDOWS" --no-final-eval \
   --calibrate-on real --fa-targets "$FA_TARGETS" \
   --threads "$THREADS" --jobs "$JOBS" --resume $EXTRA
 [[ " $EXTRA " == *" --prepare-only "* ]] && exit 0   # caches only (the encoder is still training)

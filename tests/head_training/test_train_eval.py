@@ -160,9 +160,10 @@ def test_cli_train_resume_and_eval(tiny_corpus, tmp_path):
         voyager["thresholds"])
 
 
-def test_only_the_calibration_set_is_composed_several_times(tiny_corpus, tmp_path):
+def test_calibration_and_test_sets_are_composed_their_own_number_of_times(tiny_corpus,
+                                                                           tmp_path):
     """--heldout-copies K: the calibration set holds K compositions of the held-out clips, the
-    first of them the one-copy set itself; the test set stays one composition."""
+    first of them the one-copy set itself; the test set follows --test-copies (default one)."""
     from kwsd.head_training.train import heldout_set, load_clips
 
     def files(manifest):
@@ -181,6 +182,12 @@ def test_only_the_calibration_set_is_composed_several_times(tiny_corpus, tmp_pat
     assert sorted(f for f in three if f.startswith("c1/")) == sorted(
         f.replace("c0/", "c1/") for f in one)
     assert all(three[f.replace("c0/", "c1/")] != b for f, b in one.items())
+    # --test-copies 2: the one-copy test set is its first composition, the second is new
+    two = files(heldout_set(held, _cfg(tiny_corpus, tmp_path / "two", test_copies=2), None,
+                            "heldout-test"))
+    assert {f.split("/")[0] for f in two} == {"c0", "c1"}
+    assert {f: b for f, b in two.items() if f.startswith("c0/")} == test
+    assert all(two[f.replace("c0/", "c1/")] != b for f, b in test.items())
 
 
 def test_recorded_scores_are_what_the_decision_compared(tiny_corpus, tmp_path):

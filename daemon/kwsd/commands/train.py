@@ -65,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compose the calibration set K times (each with its own "
                              "augmentation and stream order) and set thresholds on all K "
                              "pooled: K times the negative hours behind each threshold (1)")
+    parser.add_argument("--test-copies", type=_positive_int, default=1, metavar="K",
+                        help="compose the test set (held-out voices' figures) K times, so "
+                             "that a keyword's hits at a few false alarms rest on K times the "
+                             "negative hours, not on two or three events (1)")
     parser.add_argument("--drop-near-homophones", action="store_true",
                         help="leave training negatives that say a near-homophone of a keyword "
                              "(\"blue barry\": kwsd.corpus.texts.NEAR_HOMOPHONES) out of the "
@@ -185,7 +189,8 @@ def run(args: argparse.Namespace) -> int:
         real_repeats=args.real_repeats,
         synthetic_only_repeats=args.synthetic_only_repeats,
         real_negative_repeats=args.real_negative_repeats, average_fits=args.average_fits,
-        heldout_copies=args.heldout_copies, drop_near_homophones=args.drop_near_homophones,
+        heldout_copies=args.heldout_copies, test_copies=args.test_copies,
+        drop_near_homophones=args.drop_near_homophones,
         heldout_max_clips=args.heldout_max_clips or None, finetune=args.finetune,
         fit=FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       class_weight_power=args.class_weight_power,

@@ -79,6 +79,7 @@ class TrainConfig:
     real_negative_repeats: int | None = None  # real recordings of no keyword (None: real_repeats)
     average_fits: int = 1  # fit the head N times (batch-order seeds seed..seed+N-1), average them
     heldout_copies: int = 1  # augmented compositions of the calibration set, pooled
+    test_copies: int = 1  # augmented compositions of the test set (held-out figures), pooled
     drop_near_homophones: bool = False  # no training negatives that say texts.NEAR_HOMOPHONES
     heldout_max_clips: int | None = 1500  # for calibration and held-out figures
     finetune: str = "none"  # none | top | all
@@ -262,9 +263,9 @@ def heldout_set(held: list[Clip], cfg: TrainConfig, augmenter, tag: str = "heldo
     """The held-out voices as an eval manifest (written once, encoder-independent)."""
     from kwsd.head_training.heldout import write_heldout_set
 
-    # only the calibration set is composed several times: its thresholds then rest on more
-    # than one draw of augmentation and stream order; the test set's figures need one
-    copies = cfg.heldout_copies if tag == "heldout" else 1
+    # each set composed K times: thresholds and figures then rest on more than one draw of
+    # augmentation and stream order (copy 0 is always the one-copy set)
+    copies = cfg.heldout_copies if tag == "heldout" else cfg.test_copies
     key = cache_key({"clips": [str(c.path) for c in held], "c": copies,
                      "s": cfg.seed, "a": cfg.augment})
     return write_heldout_set(held, cfg.workdir / f"{tag}-{key}", augmenter,
