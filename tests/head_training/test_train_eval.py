@@ -378,7 +378,15 @@ def test_real_recordings_get_more_passes_each_its_own(tmp_path):
     assert [c.path.stem for c in repeat_clips(clips + [real_speech], 1, 1, 2)] == \
         ["a", "b", "c", "d", "e", "e"]
     assert repeat_clips(clips + [real_speech], 2) == repeat_clips(clips + [real_speech], 2, 1, 2)
-    for bad in ((0, 1), (1, 0), (1, 1, 0)):
+    # synthetic speech of no keyword (every kind but noise), not real speech or keywords
+    said = [Clip(path=clips[3].path, label=label, engine="espeak", kind=kind)
+            for label, kind in (("_unknown_", "partial"), ("_unknown_", "sentence"),
+                                ("_silence_", "noise"))]
+    mixed = clips + said + [real_speech]
+    assert [(c.path.stem, c.kind) for c in repeat_clips(mixed, 1, 1, 1, 3)[len(mixed):]] == \
+        [("d", ""), ("d", "partial"), ("d", "sentence")] * 2
+    assert repeat_clips(mixed, 2, 3, 1, 1) == repeat_clips(mixed, 2, 3, 1)
+    for bad in ((0, 1), (1, 0), (1, 1, 0), (1, 1, 1, 0)):
         with pytest.raises(TrainError, match="repeats must be >= 1"):
             repeat_clips(clips, *bad)
     policy = WindowPolicy(window=16000, hop=3200)

@@ -77,6 +77,7 @@ class TrainConfig:
     real_repeats: int = 1  # real recordings listed this many times (each with `copies` passes)
     synthetic_only_repeats: int = 1  # so are synthetic clips of keywords no real clip says
     real_negative_repeats: int | None = None  # real recordings of no keyword (None: real_repeats)
+    synthetic_negative_repeats: int = 1  # synthetic clips of no keyword (not noise) as often
     average_fits: int = 1  # fit the head N times (batch-order seeds seed..seed+N-1), average them
     heldout_copies: int = 1  # augmented compositions of the calibration set, pooled
     test_copies: int = 1  # augmented compositions of the test set (held-out figures), pooled
@@ -188,7 +189,8 @@ def _stream_states(states_fn, part, cfg, key_parts, policy, label_index, augment
 
 
 def repeat_clips(clips: list[Clip], real_repeats: int, synthetic_only_repeats: int = 1,
-                 real_negative_repeats: int | None = None) -> list[Clip]:
+                 real_negative_repeats: int | None = None,
+                 synthetic_negative_repeats: int = 1) -> list[Clip]:
     """The training clips with every real recording listed `real_repeats` times (those that say
     no keyword `real_negative_repeats` times, if given), and every synthetic clip of a keyword
     that no real recording says (or only a few, under HEARD_SHARE of the best-heard keyword's
@@ -197,13 +199,17 @@ def repeat_clips(clips: list[Clip], real_repeats: int, synthetic_only_repeats: i
     Each listing gets its own augmented passes, so the real voices weigh more than the many
     synthetic ones without repeating identical windows; the second count lets the keywords
     that only synthetic voices say keep their share of the loss beside the real ones; the
-    third lets real keyword-free speech weigh less than real keywords."""
+    third lets real keyword-free speech weigh less than real keywords. Synthetic clips that
+    say no keyword (sentences, words, partial and confusable words; not noise) are listed
+    `synthetic_negative_repeats` times, so that synthetic speech keeps its weight as a
+    negative beside the repeated real speech."""
     from kwsd.corpus.real import REAL_ENGINE
 
     if real_negative_repeats is None:
         real_negative_repeats = real_repeats
     for name, repeats in (("real", real_repeats), ("synthetic-only", synthetic_only_repeats),
-                          ("real-negative", real_negative_repeats)):
+                          ("real-negative", real_negative_repeats),
+                          ("synthetic-negative", synthetic_negative_repeats)):
         if repeats < 1:
             raise TrainError(f"{name} repeats must be >= 1, got {repeats}")
     real = [c for c in clips if c.engine == REAL_ENGINE]
@@ -219,7 +225,9 @@ def repeat_clips(clips: list[Clip], real_repeats: int, synthetic_only_repeats: i
 
     again = [c for n in range(1, max(real_repeats, real_negative_repeats))
              for c in real if n < listings(c)]
-    return clips + again + unheard * (synthetic_only_repeats - 1)
+    spoken = [c for c in clips if c.engine != REAL_ENGINE and c.label == UNKNOWN]
+    return clips + again + unheard * (synthetic_only_repeats - 1) + spoken * (
+        synthetic_negative_repeats - 1)
 
 
 def calibration_clips(held: list[Clip], cfg: TrainConfig) -> list[Clip]:
@@ -456,7 +464,7 @@ def train(cfg: TrainConfig) -> Path | None:
     t0 = time.time()
     val_clips = validation_clips(held_clips, cfg)
     window_clips = repeat_clips(train_clips, cfg.real_repeats, cfg.synthetic_only_repeats,
-                                cfg.real_negative_repeats)
+                                cfg.real_negative_repeats, cfg.synthetic_negative_repeats)
     train_audio, train_key = audio_windows(window_clips, cfg.copies, "train")
     val_audio, val_key = audio_windows(val_clips, 1, "heldout") if val_clips else (None, "")
     if cfg.calibrate and held_clips:
@@ -569,6 +577,9 @@ def train(cfg: TrainConfig) -> Path | None:
     if cfg.synthetic_only_repeats > 1:
         passes.append(f"synthetic clips of keywords without real recordings "
                       f"{cfg.synthetic_only_repeats} times as many")
+    if cfg.synthetic_negative_repeats > 1:
+        passes.append(f"synthetic speech of no keyword {cfg.synthetic_negative_repeats} times "
+                      "as many")
     augmentation = f"kwsd.corpus.augment.Augmenter defaults ({', '.join(passes)})"
     meta.update({
         "training_data": {**summarize_data(train_clips + held_clips, keywords, source,
