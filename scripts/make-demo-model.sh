@@ -91,7 +91,7 @@ if [[ -z "${ENCODER_GPU:-}" ]]; then
     scripts/distill-gpu/run.sh "$DATA_DIR/distill-pack"
   [[ -d "$ENCODER" ]] || cp -r "$DATA_DIR/distill-run-real-4/encoder" "$ENCODER"
 fi
-stage head env DATA_DIR="$DATA_DIR" VERSION=20 HELDOUT_COPIES=4 THREADS=2 scripts/train-demo.sh "$ENCODER" "$OUT"
+stage head env DATA_DIR="$DATA_DIR" VERSION=20 HELDOUT_COPIES=4 TEST_COPIES=4 THREADS=2 scripts/train-demo.sh "$ENCODER" "$OUT"
 enroll_targets() {  # the protocol on 8 folds of callers at a few bank targets, then the largest
   local f t results=()   # within the bound, pooled over the folds (~20 min)
   for f in 0 1 2 3 4 5 6 7; do for t in 0.1 0.2 0.3; do
