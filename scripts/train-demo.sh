@@ -145,4 +145,5 @@ windows() { .venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[
 nice -n 5 $KWSD cascade fit --bundle "$OUT" --windows "$(windows windows)" \
   --val-windows "$(windows val_windows)" --teacher-states "$(windows teacher_states)" \
   --epochs 6 --retrain --workdir "$WORK/cascade" --real-train "$REAL_TRAIN"
-.venv/bin/python -m kwsd.head_training.card "$EVAL_DIR"/{heldout,wuw-dev,speech,demo}/summary.json
+CARD=(); for n in heldout $REAL_EVALS demo; do CARD+=("$EVAL_DIR/$n/summary.json"); done
+.venv/bin/python -m kwsd.head_training.card "${CARD[@]}"   # REAL_DEV=0: no real-dev tables
