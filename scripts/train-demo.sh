@@ -111,7 +111,8 @@ if [[ -n "$VAL_VOICES" ]]; then
 fi
 [[ -f "$OUT/demo.wav" ]] || .venv/bin/python -m kwsd.corpus.demo_audio --out "$OUT"
 ev demo "$OUT/demo.csv"
-for n in heldout voices-val $REAL_EVALS demo; do
+RAN="heldout voices-val $REAL_EVALS demo"  # the evaluations this run made, in print order
+for n in $RAN; do
   [[ -f "$EVAL_DIR/$n.txt" ]] && { echo "== $n"; grep -v "^20..-" "$EVAL_DIR/$n.txt"; }
 done
 cp "$EVAL_DIR/heldout/det.png" "$OUT/det-heldout-synthetic.png"
@@ -121,7 +122,7 @@ if [[ -n "$REAL_EVALS" ]]; then
   cp "$EVAL_DIR/speech/fa.png" "$OUT/fa-speech.png"
 fi
 # the measured figures go into kws.json `metrics` too (what a client reads with GetModel)
-.venv/bin/python - "$OUT/kws.json" "$EVAL_DIR" heldout voices-val $REAL_EVALS demo <<'PY'
+.venv/bin/python - "$OUT/kws.json" "$EVAL_DIR" $RAN <<'PY'
 import json, sys
 from pathlib import Path
 meta_path, ev, run = Path(sys.argv[1]), Path(sys.argv[2]), set(sys.argv[3:])
