@@ -30,8 +30,10 @@ def _write(tmp_path, name, summary):
     return folder
 
 
+# the baseline: its own curve reaches 3 alpha hits at the one false alarm of its thresholds
 BASE = _summary("A", {"alpha": (2, 1), "beta": (4, 0)},
-                {"alpha": [(0.5, 3, 4), (0.9, 2, 1)], "beta": [(0.5, 4, 2), (0.9, 4, 0)]})
+                {"alpha": [(0.5, 3, 4), (0.85, 3, 1), (0.9, 2, 1)],
+                 "beta": [(0.5, 4, 2), (0.9, 4, 0)]})
 # the candidate: more hits for alpha at one false alarm; for beta none at no false alarm
 CAND = _summary("B", {"alpha": (4, 5), "beta": (4, 3)},
                 {"alpha": [(0.5, 4, 5), (0.8, 3, 1), (0.95, 1, 0)],
@@ -43,6 +45,7 @@ def test_the_candidate_is_read_at_the_baselines_false_alarms(tmp_path):
     cand = read_summary(_write(tmp_path, "b", CAND) / "summary.json")
     alpha, beta = compare_at_baseline_false_alarms(base, cand)
     assert (alpha.baseline_hits, alpha.baseline_false_alarms) == (2, 1)
+    assert (alpha.baseline_curve_hits, beta.baseline_curve_hits) == (3, 4)
     assert (alpha.candidate_hits, alpha.candidate_false_alarms,
             alpha.candidate_threshold) == (3, 1, 0.8)
     assert (beta.baseline_hits, beta.candidate_hits, beta.candidate_threshold) == (4, 0, None)
@@ -54,7 +57,7 @@ def test_the_cli_prints_the_table_and_the_sum(tmp_path, capsys):
     a, b = _write(tmp_path, "a", BASE), _write(tmp_path, "b", CAND)
     assert main(["compare", str(a), str(b)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1].split() == ["all", "8", "6,", "1", "3,", "1"]
+    assert lines[-1].split() == ["all", "8", "6,", "1", "7", "3,", "1"]
     assert main(["compare", str(a), str(b), "--json", "--keywords", "alpha"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["all"]["candidate_hits"] == 3 and out["candidate"] == "B"

@@ -4,8 +4,10 @@
     kwsd eval --model B --manifest M --out b.jsonl --plots eval-b
     kwsd compare eval-a eval-b
 
-Prints, per keyword, the baseline's hits and false alarms at its own thresholds and the
-candidate's hits at no more false alarms (from its DET curve), and the sum over the keywords.
+Prints, per keyword, the baseline's hits and false alarms at its own thresholds, the hits its
+own DET curve reaches at those false alarms, the candidate's hits at no more false alarms (from
+its DET curve), and the sum over the keywords. The candidate's figure compares with the
+baseline's curve figure: both are read at the best threshold for the same false alarms.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     total = {"positives": sum(r.positives for r in rows),
              "baseline_hits": sum(r.baseline_hits for r in rows),
              "baseline_false_alarms": sum(r.baseline_false_alarms for r in rows),
+             "baseline_curve_hits": sum(r.baseline_curve_hits for r in rows),
              "candidate_hits": sum(r.candidate_hits for r in rows),
              "candidate_false_alarms": sum(r.candidate_false_alarms for r in rows)}
     if args.json:
@@ -54,15 +57,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"baseline {baseline.get('model')} ({baseline['path']}) against candidate "
           f"{candidate.get('model')} ({candidate['path']}), at the baseline's false alarms "
-          "per keyword")
-    print(f"{'keyword':14s} {'labelled':>8s} {'baseline hits, FA':>18s}  "
+          "per keyword (compare the candidate's hits with the baseline's on its curve)")
+    print(f"{'keyword':14s} {'labelled':>8s} {'baseline hits, FA':>18s} {'on its curve':>12s}  "
           f"{'candidate hits, FA (threshold)':>31s}")
     for r in rows:
         thr = f"{r.candidate_threshold:.4f}" if r.candidate_threshold is not None else "none"
         print(f"{r.keyword:14s} {r.positives:8d} {r.baseline_hits:12d}, "
-              f"{r.baseline_false_alarms:3d}  {r.candidate_hits:15d}, "
+              f"{r.baseline_false_alarms:3d} {r.baseline_curve_hits:12d}  {r.candidate_hits:15d}, "
               f"{r.candidate_false_alarms:3d} ({thr})")
     print(f"{'all':14s} {total['positives']:8d} {total['baseline_hits']:12d}, "
-          f"{total['baseline_false_alarms']:3d}  {total['candidate_hits']:15d}, "
+          f"{total['baseline_false_alarms']:3d} {total['baseline_curve_hits']:12d}  "
+          f"{total['candidate_hits']:15d}, "
           f"{total['candidate_false_alarms']:3d}")
     return 0
