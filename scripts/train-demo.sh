@@ -38,6 +38,7 @@ REAL_REPEATS=${REAL_REPEATS:-2}     # real recordings get this many times COPIES
 REAL_NEGATIVE_REPEATS=${REAL_NEGATIVE_REPEATS:-$REAL_REPEATS}  # real recordings of no keyword
 SYNTHETIC_ONLY_REPEATS=${SYNTHETIC_ONLY_REPEATS:-2}  # and synthetic clips of keywords no real recording says (kwsd-demo-16)
 SYNTHETIC_NEGATIVE_REPEATS=${SYNTHETIC_NEGATIVE_REPEATS:-1}  # synthetic clips of no keyword (not noise)
+CONFUSABLE_REPEATS=${CONFUSABLE_REPEATS:-}  # of those, confusable and partial words (empty: as above)
 AVERAGE_FITS=${AVERAGE_FITS:-1}     # the head is the weight average of this many fits (batch orders)
 HELDOUT=${HELDOUT:-2000}            # held-out clips for calibration (and as many for the test)
 HELDOUT_COPIES=${HELDOUT_COPIES:-1}  # compositions of the calibration set, pooled for the thresholds
@@ -89,7 +90,7 @@ nice -n 10 $KWSD train --data "$DATA" --encoder "$ENCODER" --out "$OUT" --workdi
   --temporal-layers "$TEMPORAL_LAYERS" \
   --epochs "$EPOCHS" --copies "$COPIES" --real-repeats "$REAL_REPEATS" \
   --real-negative-repeats "$REAL_NEGATIVE_REPEATS" \
-  --synthetic-only-repeats "$SYNTHETIC_ONLY_REPEATS" --synthetic-negative-repeats "$SYNTHETIC_NEGATIVE_REPEATS" --average-fits "$AVERAGE_FITS" --heldout-max-clips "$HELDOUT" --heldout-copies "$HELDOUT_COPIES" --test-copies "$TEST_COPIES" --max-windows "$MAX_WINDOWS" --no-final-eval \
+  --synthetic-only-repeats "$SYNTHETIC_ONLY_REPEATS" --synthetic-negative-repeats "$SYNTHETIC_NEGATIVE_REPEATS" ${CONFUSABLE_REPEATS:+--confusable-repeats "$CONFUSABLE_REPEATS"} --average-fits "$AVERAGE_FITS" --heldout-max-clips "$HELDOUT" --heldout-copies "$HELDOUT_COPIES" --test-copies "$TEST_COPIES" --max-windows "$MAX_WINDOWS" --no-final-eval \
   --calibrate-on real --fa-targets "$FA_TARGETS" \
   --threads "$THREADS" --jobs "$JOBS" --resume $EXTRA
 [[ " $EXTRA " == *" --prepare-only "* ]] && exit 0   # caches only (the encoder is still training)

@@ -386,7 +386,15 @@ def test_real_recordings_get_more_passes_each_its_own(tmp_path):
     assert [(c.path.stem, c.kind) for c in repeat_clips(mixed, 1, 1, 1, 3)[len(mixed):]] == \
         [("d", ""), ("d", "partial"), ("d", "sentence")] * 2
     assert repeat_clips(mixed, 2, 3, 1, 1) == repeat_clips(mixed, 2, 3, 1)
-    for bad in ((0, 1), (1, 0), (1, 1, 0), (1, 1, 1, 0)):
+    # near-misses (confusable and partial words) listed on their own count, after the others
+    near = mixed + [Clip(path=clips[3].path, label="_unknown_", engine="espeak",
+                         kind="confusable")]
+    assert [c.kind for c in repeat_clips(near, 1, 1, 1, 2, 3)[len(near):]] == \
+        ["", "sentence"] + ["partial", "confusable"] * 2
+    assert [c.kind for c in repeat_clips(near, 1, 1, 1, 1, 2)[len(near):]] == \
+        ["partial", "confusable"]
+    assert repeat_clips(near, 1, 1, 1, 2, None) == repeat_clips(near, 1, 1, 1, 2)
+    for bad in ((0, 1), (1, 0), (1, 1, 0), (1, 1, 1, 0), (1, 1, 1, 1, 0)):
         with pytest.raises(TrainError, match="repeats must be >= 1"):
             repeat_clips(clips, *bad)
     policy = WindowPolicy(window=16000, hop=3200)

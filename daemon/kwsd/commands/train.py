@@ -62,6 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="synthetic clips that say no keyword (sentences, words, partial "
                              "and confusable words; not noise) get N times the passes, so "
                              "they keep their weight beside --real-negative-repeats (1)")
+    parser.add_argument("--confusable-repeats", type=_positive_int, default=None, metavar="N",
+                        help="of those, the confusable and partial words (\"compute\", "
+                             "\"puter\") get N times the passes instead, so the near-misses "
+                             "of a keyword weigh more (default: as "
+                             "--synthetic-negative-repeats)")
     parser.add_argument("--average-fits", type=_positive_int, default=1, metavar="N",
                         help="fit the head N times from the same start in other batch orders "
                              "and ship the average of their weights: less a draw of one "
@@ -194,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
         real_repeats=args.real_repeats,
         synthetic_only_repeats=args.synthetic_only_repeats,
         real_negative_repeats=args.real_negative_repeats,
-        synthetic_negative_repeats=args.synthetic_negative_repeats, average_fits=args.average_fits,
+        synthetic_negative_repeats=args.synthetic_negative_repeats,
+        confusable_repeats=args.confusable_repeats, average_fits=args.average_fits,
         heldout_copies=args.heldout_copies, test_copies=args.test_copies,
         drop_near_homophones=args.drop_near_homophones,
         heldout_max_clips=args.heldout_max_clips or None, finetune=args.finetune,

@@ -78,6 +78,7 @@ class TrainConfig:
     synthetic_only_repeats: int = 1  # so are synthetic clips of keywords no real clip says
     real_negative_repeats: int | None = None  # real recordings of no keyword (None: real_repeats)
     synthetic_negative_repeats: int = 1  # synthetic clips of no keyword (not noise) as often
+    confusable_repeats: int | None = None  # synthetic near-misses (None: as the line above)
     average_fits: int = 1  # fit the head N times (batch-order seeds seed..seed+N-1), average them
     heldout_copies: int = 1  # augmented compositions of the calibration set, pooled
     test_copies: int = 1  # augmented compositions of the test set (held-out figures), pooled
@@ -132,6 +133,7 @@ def _limit(clips: list[Clip], n: int | None, seed: int) -> list[Clip]:
 
 
 HEARD_SHARE = 0.5  # real clips of a keyword, against the best-heard one, to count as heard
+NEAR_MISS_KINDS = ("confusable", "partial")  # corpus kinds that sound like part of a keyword
 VAL_WINDOW_CLIPS = 300  # held-out clips whose windows give the per-epoch validation loss
 
 
@@ -190,7 +192,8 @@ def _stream_states(states_fn, part, cfg, key_parts, policy, label_index, augment
 
 def repeat_clips(clips: list[Clip], real_repeats: int, synthetic_only_repeats: int = 1,
                  real_negative_repeats: int | None = None,
-                 synthetic_negative_repeats: int = 1) -> list[Clip]:
+                 synthetic_negative_repeats: int = 1,
+                 confusable_repeats: int | None = None) -> list[Clip]:
     """The training clips with every real recording listed `real_repeats` times (those that say
     no keyword `real_negative_repeats` times, if given), and every synthetic clip of a keyword
     that no real recording says (or only a few, under HEARD_SHARE of the best-heard keyword's
@@ -202,14 +205,19 @@ def repeat_clips(clips: list[Clip], real_repeats: int, synthetic_only_repeats: i
     third lets real keyword-free speech weigh less than real keywords. Synthetic clips that
     say no keyword (sentences, words, partial and confusable words; not noise) are listed
     `synthetic_negative_repeats` times, so that synthetic speech keeps its weight as a
-    negative beside the repeated real speech."""
+    negative beside the repeated real speech. Of those, the near-misses (NEAR_MISS_KINDS:
+    confusable words such as "compute" and partial ones such as "puter") are listed
+    `confusable_repeats` times instead, if given: the words a keyword is most often confused
+    with weigh more than sentences."""
     from kwsd.corpus.real import REAL_ENGINE
 
     if real_negative_repeats is None:
         real_negative_repeats = real_repeats
+    near_repeats = synthetic_negative_repeats if confusable_repeats is None else confusable_repeats
     for name, repeats in (("real", real_repeats), ("synthetic-only", synthetic_only_repeats),
                           ("real-negative", real_negative_repeats),
-                          ("synthetic-negative", synthetic_negative_repeats)):
+                          ("synthetic-negative", synthetic_negative_repeats),
+                          ("confusable", near_repeats)):
         if repeats < 1:
             raise TrainError(f"{name} repeats must be >= 1, got {repeats}")
     real = [c for c in clips if c.engine == REAL_ENGINE]
@@ -226,8 +234,12 @@ def repeat_clips(clips: list[Clip], real_repeats: int, synthetic_only_repeats: i
     again = [c for n in range(1, max(real_repeats, real_negative_repeats))
              for c in real if n < listings(c)]
     spoken = [c for c in clips if c.engine != REAL_ENGINE and c.label == UNKNOWN]
+    near: list[Clip] = []
+    if confusable_repeats is not None:  # else listed with the rest, in the order kept before
+        near = [c for c in spoken if c.kind in NEAR_MISS_KINDS]
+        spoken = [c for c in spoken if c.kind not in NEAR_MISS_KINDS]
     return clips + again + unheard * (synthetic_only_repeats - 1) + spoken * (
-        synthetic_negative_repeats - 1)
+        synthetic_negative_repeats - 1) + near * (near_repeats - 1)
 
 
 def calibration_clips(held: list[Clip], cfg: TrainConfig) -> list[Clip]:
@@ -464,7 +476,8 @@ def train(cfg: TrainConfig) -> Path | None:
     t0 = time.time()
     val_clips = validation_clips(held_clips, cfg)
     window_clips = repeat_clips(train_clips, cfg.real_repeats, cfg.synthetic_only_repeats,
-                                cfg.real_negative_repeats, cfg.synthetic_negative_repeats)
+                                cfg.real_negative_repeats, cfg.synthetic_negative_repeats,
+                                cfg.confusable_repeats)
     train_audio, train_key = audio_windows(window_clips, cfg.copies, "train")
     val_audio, val_key = audio_windows(val_clips, 1, "heldout") if val_clips else (None, "")
     if cfg.calibrate and held_clips:
@@ -579,6 +592,9 @@ def train(cfg: TrainConfig) -> Path | None:
                       f"{cfg.synthetic_only_repeats} times as many")
     if cfg.synthetic_negative_repeats > 1:
         passes.append(f"synthetic speech of no keyword {cfg.synthetic_negative_repeats} times "
+                      "as many")
+    if cfg.confusable_repeats is not None:
+        passes.append(f"synthetic confusable and partial words {cfg.confusable_repeats} times "
                       "as many")
     augmentation = f"kwsd.corpus.augment.Augmenter defaults ({', '.join(passes)})"
     meta.update({
