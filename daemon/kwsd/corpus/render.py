@@ -18,7 +18,6 @@ import functools
 import os
 import sys
 import time
-import zlib
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ from kwsd.audio.audiofile import write_wav_16k
 from kwsd.audio.chunk import SAMPLE_RATE
 from kwsd.audio.convert import float_to_int16
 from kwsd.corpus import align, augment, texts, tts
+from kwsd.corpus.tts import stable_seed as _seed
 from kwsd.corpus.voices import DEFAULT_VARIANTS, Variant, Voice, available_voices
 
 MANIFEST_FIELDS = ("file", "label", "kw_start_s", "kw_end_s", "engine", "voice", "speaker",
@@ -79,10 +79,6 @@ class Plan:
 
 def split_of(voice: Voice) -> str:
     return "val" if voice.speaker in VAL_SPEAKERS else "train"
-
-
-def _seed(*parts: object) -> int:
-    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
 def _clip_name(kind: str, idx: int, variant: Variant) -> str:

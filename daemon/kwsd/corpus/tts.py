@@ -117,6 +117,12 @@ _lock = threading.Lock()
 _kokoro = None
 
 
+def stable_seed(*parts: object) -> int:
+    """A seed from the parts' text, the same in every process (Python's hash() is salted):
+    the render plan's and piper's noise."""
+    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
 def _load_piper(seed: int):
     """The piper voice with its VITS noise drawn from `seed`. piper-tts draws that noise inside
     the ONNX graph from a generator seeded when the session is made, and unseeded by default, so
@@ -139,7 +145,7 @@ def _load_piper(seed: int):
 def render_piper(voice: Voice, text: str, variant: Variant) -> tuple:
     from piper import SynthesisConfig
 
-    pv = _load_piper(zlib.crc32(f"{text}|{variant.tag}".encode()) & 0x7FFFFFFF)
+    pv = _load_piper(stable_seed(text, variant.tag))
     cfg = SynthesisConfig(length_scale=1.0 / variant.rate)
     chunks = [c.audio_float_array for c in pv.synthesize(text, syn_config=cfg)]
     if not chunks:
