@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from kwsd.audio.chunk import SAMPLE_RATE
+
+
+def round_score(p: float) -> float:
+    """A score or threshold rounded for people and JSON: at least four decimals, and three
+    significant digits of 1 - p, so that 0.99995 and 0.99999 stay apart (a head trained on
+    real speech puts keywords and some negatives that close to 1)."""
+    p = float(p)
+    gap = 1.0 - p
+    decimals = 4 if gap <= 0 else max(4, math.floor(-math.log10(gap)) + 3)
+    return round(p, decimals)
 
 
 class EventKind(StrEnum):
@@ -45,7 +56,7 @@ class Event:
     def to_dict(self) -> dict:
         return {
             "kind": self.kind.value, "source_id": self.source_id, "keyword": self.keyword,
-            "confidence": round(float(self.confidence), 4), "threshold": float(self.threshold),
+            "confidence": round_score(self.confidence), "threshold": float(self.threshold),
             "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
             "start_sample": self.start_sample, "end_sample": self.end_sample,
             "wall_time": self.wall_time, "sequence": self.sequence, "model_id": self.model_id,

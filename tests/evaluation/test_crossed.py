@@ -7,6 +7,7 @@ import pytest
 from kwsd.evaluation.compare import CompareError
 from kwsd.evaluation.crossed import crossings, main, negative_hours
 from kwsd.evaluation.scoring import THRESHOLD_GRID as GRID
+from kwsd.events import round_score
 from kwsd.head_training.calibrate import choose_threshold
 
 HOURS = 2.0
@@ -19,7 +20,7 @@ def _summary(negative_peaks: dict[str, list[float]], positive_peaks: dict[str, l
     for kw, peaks in negative_peaks.items():
         fa = np.array([sum(p >= t for p in peaks) for t in GRID]) + (GRID == 0) * 500
         pos = np.asarray(positive_peaks.get(kw, []))
-        det[kw] = {"thresholds": GRID.round(4).tolist(),
+        det[kw] = {"thresholds": GRID.tolist(),
                    "miss_rate": [float((pos < t).mean()) if pos.size else None for t in GRID],
                    "fa_per_hour": (fa / HOURS).round(3).tolist(),
                    "false_alarms": fa.tolist(), "n_positives": int(pos.size)}
@@ -47,7 +48,7 @@ def test_thresholds_come_from_the_chosen_half_and_false_alarms_from_the_other():
             counts = np.array([sum(p >= t for p in peaks) for t in GRID]) + (GRID == 0) * 500 * len(
                 r.chosen_on)
             thr = choose_threshold(counts, HOURS * len(r.chosen_on), 4.0)
-            assert r.thresholds[kw] == round(thr, 4)
+            assert r.thresholds[kw] == round_score(thr)
             # ... and the false alarms: the other half's peaks at or above the grid step used
             step = GRID[np.searchsorted(GRID, thr - 1e-9)]
             assert r.false_alarms[kw] == sum(p >= step for i in r.counted_on
@@ -84,6 +85,10 @@ def test_summaries_that_cannot_be_crossed_are_refused():
     coarse["det"]["alpha"]["thresholds"] = np.linspace(0, 1, len(GRID)).tolist()
     with pytest.raises(CompareError, match="calibration grid"):
         crossings([one, coarse], copies=[1])
+    old = json.loads(json.dumps(one))  # an eval from before the grid went on past 0.9999
+    old["det"]["alpha"]["thresholds"] = [t for t in GRID.tolist() if t <= 0.9999 or t == 1.0]
+    with pytest.raises(CompareError, match="calibration grid"):
+        crossings([one, old], copies=[1])
 
 
 def test_command_line_writes_every_crossing(tmp_path, capsys):

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 
 from kwsd.api.v1 import kwsd_pb2 as pb
+from kwsd.events import round_score
 from kwsd.server.messages import event_from_pb
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,8 @@ def event_env(event: pb.Event) -> dict[str, str]:
     return {
         "KWSD_KIND": ev.kind.value,
         "KWSD_KEYWORD": ev.keyword,
-        "KWSD_CONFIDENCE": f"{ev.confidence:.4f}",
-        "KWSD_THRESHOLD": f"{ev.threshold:.4f}",
+        "KWSD_CONFIDENCE": str(round_score(ev.confidence)),
+        "KWSD_THRESHOLD": str(round_score(ev.threshold)),
         "KWSD_START_S": f"{ev.start_s:.3f}",
         "KWSD_END_S": f"{ev.end_s:.3f}",
         "KWSD_START_SAMPLE": str(ev.start_sample),
@@ -44,7 +45,7 @@ def event_env(event: pb.Event) -> dict[str, str]:
 
 def event_json(event: pb.Event) -> str:
     data = event_from_pb(event).to_dict()
-    data["threshold"] = round(data["threshold"], 4)  # float32 on the wire: 0.30000001...
+    data["threshold"] = round_score(data["threshold"])  # float32 on the wire: 0.30000001...
     data["events_lost"] = event.events_lost
     return json.dumps(data, sort_keys=True)
 
@@ -55,8 +56,9 @@ def event_line(event: pb.Event) -> str:
     stamp += f".{int(ev.wall_time * 1000) % 1000:03d}"
     lost = f"  ({event.events_lost} events lost)" if event.events_lost else ""
     if event.kind == pb.EVENT_KIND_DETECTION:
-        return (f"{stamp}  {ev.keyword:<12} {ev.confidence:.2f} (threshold {ev.threshold:.2f})  "
-                f"{ev.source_id}  {ev.start_s:.2f}-{ev.end_s:.2f} s  #{ev.sequence}{lost}")
+        return (f"{stamp}  {ev.keyword:<12} {ev.confidence:.2f} "
+                f"(threshold {round_score(ev.threshold)})  {ev.source_id}  "
+                f"{ev.start_s:.2f}-{ev.end_s:.2f} s  #{ev.sequence}{lost}")
     what = "speech begins" if event.kind == pb.EVENT_KIND_SPEECH_BEGIN else "speech ends"
     return f"{stamp}  [{what}]  {ev.source_id}  {ev.start_s:.2f} s  #{ev.sequence}{lost}"
 

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         compare_at_baseline_false_alarms,
         read_summary,
     )
+    from kwsd.events import round_score
 
     keywords = [k.strip() for k in args.keywords.split(",") if k.strip()] \
         if args.keywords else None
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'keyword':14s} {'labelled':>8s} {'baseline hits, FA':>18s} {'on its curve':>12s}  "
           f"{'candidate hits, FA (threshold)':>31s}")
     for r in rows:
-        thr = f"{r.candidate_threshold:.4f}" if r.candidate_threshold is not None else "none"
+        thr = "none" if r.candidate_threshold is None else str(round_score(r.candidate_threshold))
         print(f"{r.keyword:14s} {r.positives:8d} {r.baseline_hits:12d}, "
               f"{r.baseline_false_alarms:3d} {r.baseline_curve_hits:12d}  {r.candidate_hits:15d}, "
               f"{r.candidate_false_alarms:3d} ({thr})")

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from kwsd.evaluation.runner import run_files
     from kwsd.evaluation.scoring import det_curves, score
+    from kwsd.events import round_score
     from kwsd.model.bundle import ModelBundleError, load_bundle
 
     torch.set_num_threads(max(1, args.threads))
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             "thresholds": {k: float(v) for k, v in {**bundle.thresholds, **overrides}.items()},
             "unreadable": run.errors, "rows_left_out": problems,
             "rtf_mean": (sum(f.rtf for f in run.files) / len(run.files)) if run.files else None,
-            "det": {kw: {"thresholds": c.thresholds.round(4).tolist(),
+            "det": {kw: {"thresholds": [round_score(t) for t in c.thresholds],
                          "miss_rate": [None if np.isnan(v) else round(float(v), 4)
                                        for v in c.miss_rate],
                          "fa_per_hour": c.fa_per_hour.round(3).tolist(),

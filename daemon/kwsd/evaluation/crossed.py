@@ -23,6 +23,7 @@ import numpy as np
 
 from kwsd.evaluation.compare import CompareError, read_summary
 from kwsd.evaluation.scoring import THRESHOLD_GRID
+from kwsd.events import round_score
 from kwsd.head_training.calibrate import choose_threshold, grid_index
 
 TARGETS = {"low": 0.1, "medium": 0.4, "high": 4.0}  # train-demo.sh's FA_TARGETS
@@ -47,7 +48,9 @@ class Crossing:
 
 def _grid_checked(summary: dict) -> None:
     for kw, det in summary["det"].items():
-        if not np.allclose(det["thresholds"], np.round(THRESHOLD_GRID, 4)):
+        thresholds = np.asarray(det["thresholds"], np.float64)
+        if thresholds.shape != THRESHOLD_GRID.shape or not np.allclose(
+                thresholds, THRESHOLD_GRID, rtol=0, atol=1e-9):
             raise CompareError(f"{summary['path']}: the DET of {kw!r} is not on the "
                                "calibration grid (run kwsd eval again)")
 
@@ -79,7 +82,7 @@ def cross(summaries: list[dict], chosen_on: list[int], counted_on: list[int], ta
         thr = choose_threshold(counts, cal_hours, fa_per_hour)
         idx = grid_index(thr)  # as calibrate reads its own curves
         test_counts, hours = pooled([summaries[i] for i in counted_on], kw)
-        thresholds[kw] = round(thr, 4)
+        thresholds[kw] = round_score(thr)
         false_alarms[kw] = int(test_counts[idx])
         for i in counted_on:
             det = summaries[i]["det"][kw]

@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kwsd.evaluation.manifest import EvalItem, count_keyword
+from kwsd.events import round_score
 
 # The thresholds DET curves are read at (and calibration chooses from): steps of 0.001, and of
 # 0.0001 above 0.99: a head trained on real speech is confident on some real negatives too
 # (kwsd-demo-5's calibration still counted false alarms at 0.995 for three keywords), so the
-# grid must reach where such a head separates them.
-THRESHOLD_GRID = np.unique(np.round(np.concatenate([np.linspace(0.0, 1.0, 1001),
-                                                    np.linspace(0.99, 0.9999, 100)]), 6))
+# grid must reach where such a head separates them. Above 0.9999 it goes on in steps of 10^0.1
+# in 1 - p down to 1 - 1e-6: a real negative can fire at 1 - 5e-5 with most keyword clips above
+# it (session 29), and float32 scores still tell 1 - 1e-6 from 1.
+_NEAR_ONE = 1.0 - np.logspace(-4, -6, 21)
+THRESHOLD_GRID = np.unique([round_score(t) for t in np.concatenate([
+    np.linspace(0.0, 1.0, 1001), np.linspace(0.99, 0.9999, 100), _NEAR_ONE])])
 
 NONE_LABEL = "(none)"
 MISSED_LABEL = "(missed)"
@@ -39,7 +43,7 @@ class Detection:
 
     def to_dict(self) -> dict:
         return {"file": self.file, "keyword": self.keyword,
-                "confidence": round(float(self.confidence), 4),
+                "confidence": round_score(self.confidence),
                 "start_s": round(float(self.start_s), 3), "end_s": round(float(self.end_s), 3)}
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from kwsd.evaluation.scoring import THRESHOLD_GRID as GRID  # the grid DET curves are read at
 from kwsd.evaluation.scoring import DetCurve
 from kwsd.evaluation.tail import MIN_PEAKS, TAIL_PEAKS, tail_threshold
+from kwsd.events import round_score
 
 SENSITIVITY_FA_PER_HOUR: dict[str, float] = {"low": 0.2, "medium": 1.0, "high": 5.0}
 """User-facing `sensitivity` -> target false alarms per hour on held-out negatives.
@@ -24,9 +25,9 @@ low: fewest false alarms (misses more); high: catches more, fires more often."""
 DEFAULT_SENSITIVITY = "medium"
 MARGIN = 0.02  # above the highest negative score when too few negatives fire for a tail fit
 # (at most half the distance to 1, so that the margin never jumps over the fine steps near 1)
-TOP_SCORE = 0.99995  # a peak at or above the grid's last fine step counts as this (logit 9.9)
+MAX_THRESHOLD = float(GRID[-2])  # the grid's last step below 1 (1 - 1e-6)
+TOP_SCORE = 1.0 - (1.0 - MAX_THRESHOLD) / 2  # a peak at or above that step counts as this
 MIN_THRESHOLD = 0.3  # never fire on a keyword the head finds less likely than this
-MAX_THRESHOLD = 0.9999
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def calibrate(curves: dict[str, DetCurve], keywords: list[str],
             idx = grid_index(thr)
             miss = c.miss_rate[idx]
             out[name][kw] = Calibration(
-                keyword=kw, target_fa_per_hour=target, threshold=round(thr, 4),
+                keyword=kw, target_fa_per_hour=target, threshold=round_score(thr),
                 fa_per_hour=float(c.fa_per_hour[idx]),
                 recall=None if np.isnan(miss) else float(1.0 - miss),
                 negative_hours=c.negative_hours)
