@@ -176,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from kwsd.head_training.dataset import DatasetError
+    from kwsd.head_training.features import CacheSpaceError
     from kwsd.head_training.fit import FitConfig
     from kwsd.head_training.train import TrainConfig, TrainError, train
     from kwsd.model.bundle import ModelBundleError
@@ -216,7 +217,8 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs, calibrate_on=args.calibrate_on, fa_targets=args.fa_targets)
     try:
         out = train(cfg)
-    except (TrainError, DatasetError, ModelBundleError, FileNotFoundError, ValueError) as exc:
+    except (TrainError, DatasetError, CacheSpaceError, ModelBundleError, FileNotFoundError,
+            ValueError) as exc:
         print(f"kwsd train: {exc}", file=sys.stderr)
         return 2
     print("prepared (no bundle written: --prepare-only)" if out is None

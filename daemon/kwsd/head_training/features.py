@@ -228,6 +228,21 @@ def _encode_part(args: tuple[int, np.ndarray, str, int]) -> int:
     return part
 
 
+class CacheSpaceError(RuntimeError):
+    """The disk cannot hold a cache about to be written: said before the encoding starts, not
+    as ENOSPC half an hour into it (a 9 GB states cache filled a build machine's disk)."""
+
+
+def check_free_space(root: Path, need_bytes: int) -> None:
+    """Refuse to write `need_bytes` more under `root` when its disk has less free."""
+    free = shutil.disk_usage(root).free
+    if need_bytes > free:
+        raise CacheSpaceError(
+            f"{root}: the hidden-state cache needs {need_bytes / 1e9:.1f} GB more and its disk "
+            f"has {free / 1e9:.1f} GB free; delete old caches in {root.parent} or give "
+            "--workdir on a larger disk")
+
+
 def encode_window_audio(audio: WindowSet, bundle, root: Path, batch: int = 32,
                         progress: bool = True, rows: np.ndarray | None = None,
                         jobs: int = 1) -> WindowSet:
@@ -253,6 +268,9 @@ def encode_window_audio(audio: WindowSet, bundle, root: Path, batch: int = 32,
 
         root.mkdir(parents=True, exist_ok=True)
         parts = np.array_split(rows, jobs)
+        written = sum(p.stat().st_size for p in root.glob("part*/states.bin"))
+        # the parts, then part 0 growing while the last part still exists (see the join below)
+        check_free_space(root, (n + len(parts[-1])) * row_bytes - written)
         _ENC.update(audio=audio, bundle=bundle)
         log.info("encoding %d windows in %d processes", n, jobs)
         with mp.get_context("fork").Pool(jobs) as pool:
@@ -279,6 +297,7 @@ def encode_window_audio(audio: WindowSet, bundle, root: Path, batch: int = 32,
     if data_path.is_file() and data_path.stat().st_size > done * row_bytes:
         os.truncate(data_path, done * row_bytes)   # rows written after the last progress mark
     if done < n:
+        check_free_space(root, (n - done) * row_bytes)
         bar = tqdm(total=n, initial=done, desc="encode windows", unit="win",
                    disable=not progress, dynamic_ncols=True, leave=False)
         with open(data_path, "ab") as f:
