@@ -94,6 +94,8 @@ nice -n 10 $KWSD train --data "$DATA" --encoder "$ENCODER" --out "$OUT" --workdi
   --calibrate-on real --fa-targets "$FA_TARGETS" \
   --threads "$THREADS" --jobs "$JOBS" --resume $EXTRA
 [[ " $EXTRA " == *" --prepare-only "* ]] && exit 0   # caches only (the encoder is still training)
+# an uncalibrated head (scripts/read-encoder.sh reads its DET curves): no thresholds to run at
+[[ " $EXTRA " == *" --no-calibrate "* ]] && exit 0
 
 # held-out voices, clips not used for calibration
 HELD=$(.venv/bin/python -c "import json,sys; m=json.load(open(sys.argv[1]))['metrics']['heldout_synthetic']; print(m['test_manifest'] or m['manifest'])" "$OUT/kws.json")
