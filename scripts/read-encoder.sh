@@ -60,9 +60,8 @@ with open(dst, "w", newline="", encoding="utf-8") as f:
     writer.writerows(rows)
 PY
 done
-VOICES=$(.venv/bin/python -m kwsd.head_training.voice_set --corpus "$DATA_DIR/corpus/manifest.csv" \
-  --train-manifest "$DATA_DIR/train-manifest.csv" --voices festival-ked_diphone,festival-us3_mbrola \
-  --out "$WORK/voices-val")
+VOICES=$WORK/voices-val/manifest.csv   # festival's held-out voices, written by the preparation
+[[ -f "$VOICES" ]] || { echo "read-encoder: no $VOICES (train-demo.sh's VAL_VOICES empty?)" >&2; exit 1; }
 
 ev() {  # ev BUNDLE NAME MANIFEST [--sensitivity medium]: once
   [[ -f "$G/$2/summary.json" ]] && return 0

@@ -85,6 +85,13 @@ print(f"{out}: {len(rows)} clips")
 PY
 fi
 
+# festival's held-out voices as a second synthetic set (no encoder needed: built with the caches)
+VOICES=""
+if [[ -n "$VAL_VOICES" ]]; then
+  VOICES=$(.venv/bin/python -m kwsd.head_training.voice_set --corpus "$DATA_DIR/corpus/manifest.csv" \
+    --train-manifest "$DATA" --voices "$VAL_VOICES" --out "$WORK/voices-val")
+fi
+
 nice -n 10 $KWSD train --data "$DATA" --encoder "$ENCODER" --out "$OUT" --workdir "$WORK" \
   --keywords "$KEYWORDS" --name kwsd-demo --version "${VERSION:-1}" --mlp-dim 128 \
   --temporal-layers "$TEMPORAL_LAYERS" \
@@ -107,11 +114,7 @@ REAL_EVALS=""; [[ "$REAL_DEV" == 1 ]] && REAL_EVALS="wuw-dev speech"
 ev heldout "$HELD" &
 if [[ -n "$REAL_EVALS" ]]; then ev wuw-dev "$WUW" & ev speech "$SPEECH" & fi
 wait
-if [[ -n "$VAL_VOICES" ]]; then
-  VOICES=$(.venv/bin/python -m kwsd.head_training.voice_set --corpus "$DATA_DIR/corpus/manifest.csv" \
-    --train-manifest "$DATA" --voices "$VAL_VOICES" --out "$WORK/voices-val")
-  ev voices-val "$VOICES"
-fi
+[[ -n "$VOICES" ]] && ev voices-val "$VOICES"
 [[ -f "$OUT/demo.wav" ]] || .venv/bin/python -m kwsd.corpus.demo_audio --out "$OUT"
 ev demo "$OUT/demo.csv"
 RAN="heldout voices-val $REAL_EVALS demo"  # the evaluations this run made, in print order
